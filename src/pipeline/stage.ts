@@ -44,6 +44,22 @@ export const DIRECTION = {
 export type Direction = (typeof DIRECTION)[keyof typeof DIRECTION];
 
 /**
+ * What a stage may read and write of a flow's shared state (implemented by the worker's flow table).
+ * Stages keep anything else in their own structures keyed by flow index and free it in onFlowEnd.
+ */
+export interface FlowAccess {
+  /** Cached verdict of the flow (ACTION.NONE until a stage decides). */
+  getAction(flow: number): Action;
+  getRuleId(flow: number): number;
+  setVerdict(flow: number, action: Action, ruleId: number): void;
+  /** Free byte for the firewall's TCP state machine (0 initially). */
+  getTcpState(flow: number): number;
+  setTcpState(flow: number, state: number): void;
+  /** The TCP flow is over (RST, or FIN both ways): the table may expire it sooner. */
+  markClosed(flow: number): void;
+}
+
+/**
  * Per-packet context, one reused object per worker. Inputs are set by the worker before the chain runs;
  * outputs (action, ruleId, reason) are set by the stage that returns VERDICT.
  */
@@ -54,6 +70,7 @@ export interface PacketContext {
   pkt: InnerPacket;
   /** Flow index in the worker's flow table. */
   flow: number;
+  flows: FlowAccess;
   direction: Direction;
   /** True for the packet that created the flow entry. */
   newFlow: boolean;
