@@ -1,0 +1,57 @@
+/**
+ * docs/configuration.md is generated from SETTINGS_SCHEMA (scripts/gen-config-doc.mjs) so the documented
+ * settings, defaults and environment variables cannot drift from the code; a test fails when it is stale.
+ */
+import { SETTINGS_SCHEMA, envName, flagName } from './settings.js';
+
+export function settingDefault(schema: unknown): unknown {
+  const def = (schema as { def?: { defaultValue?: unknown } }).def?.defaultValue;
+  return typeof def === 'function' ? (def as () => unknown)() : def;
+}
+
+export function configurationMarkdown(): string {
+  const rows = Object.entries(SETTINGS_SCHEMA.shape).map(([name, schema]) => {
+    let def = settingDefault(schema);
+    if (name === 'workers') def = 'number of cores';
+    return `| \`--${flagName(name)}\` | \`${envName(name)}\` | ${typeof def === 'string' ? def : JSON.stringify(def)} | ${(schema.description ?? '').replace(/\|/g, '\\|')} |`;
+  });
+  return [
+    '# Configuration',
+    '',
+    '<!-- Generated from src/config/settings.ts by scripts/gen-config-doc.mjs: edit the schema, not this file. -->',
+    '',
+    'Every setting of `gwlb-inspector run` is a flag and an environment variable (flags win over the environment,',
+    'the environment over defaults). Values are validated at start; an invalid one stops the appliance with a',
+    'message naming the flag or variable. Every buffer, queue, table and timer of the data plane is bounded by one',
+    'of these settings or by a named constant listed below.',
+    '',
+    '| flag | environment | default | meaning |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '## Fixed bounds (constants)',
+    '',
+    '| constant | value | where |',
+    '| --- | --- | --- |',
+    '| receive slot | 8640 bytes per datagram (8612 payload ≥ GWLB\'s 8568) | `SLOT_BYTES`, src/dataplane/engine.ts |',
+    '| tx slots (released/originated packets per flush) | 256 | `txSlots`, src/dataplane/engine.ts |',
+    '| batches per socket wake-up | 64 | `MAX_BATCHES_PER_WAKE`, src/dataplane/worker-main.ts |',
+    '| hold time before a stage\'s fail mode decides | 1500 ms | `MAX_HOLD_MS`, src/dataplane/worker-main.ts |',
+    '| worker restart backoff | 100 ms doubling to 5 s | src/dataplane/supervisor.ts |',
+    '| GENEVE header bytes kept per flow inline | 64 (longer ones in a bounded overflow store of 4096) | src/flow/table.ts |',
+    '| closed TCP flow linger | 10 s | `FLOW_IDLE_CLOSED_MS`, src/flow/table.ts |',
+    '| admin HTTP: connections / keep-alive / request timeout | 256 / 5 s / 10 s | src/admin/server.ts |',
+    '',
+    '## Exception policies',
+    '',
+    '| anomaly | setting | default | what happens |',
+    '| --- | --- | --- | --- |',
+    '| GENEVE header breaks RFC 8926 receive rules (version, lengths, O bit, unknown critical option) | none | drop | always dropped: GWLB could not have sent it; counted per reason (`geneve_*`) |',
+    '| inner packet fails to decode (truncated IP/TCP/UDP/ICMP header, bad lengths) | `--on-malformed` | drop | counted per reason (`inner_*`); `pass` returns it untouched and counts `malformed_passed` |',
+    '| hold memcap reached | `--on-memcap` | drop | `drop` blocks the flow (its held bytes are discarded: a partial stream must not leak); `pass` asks the holding stage\'s fail mode |',
+    '| hold budget (packets per flow or time) exhausted | per stage fail mode | per stage | the holding stage decides; the flow verdict is recorded |',
+    '| datagram larger than the receive slot | none | drop | counted as `truncated_datagram` |',
+    '| kernel receive queue full | `--socket-buffer-bytes` | — | counted from SO_RXQ_OVFL as `kernel_rx_queue_full` |',
+    '',
+  ].join('\n');
+}
