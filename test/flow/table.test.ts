@@ -1,0 +1,589 @@
+import t from 'tap';
+import fc from 'fast-check';
+import {
+  FLOW_CLASS,
+  FLOW_IDLE_CLOSED_MS,
+  FLOW_IDLE_OTHER_MS,
+  FLOW_IDLE_TCP_MS,
+  FLOW_TABLE_ERROR,
+  FlowTable,
+  FlowTableError,
+  GENEVE_MAX_HEADER_BYTES,
+} from '../../src/flow/table.js';
+import { createInnerPacket, IP_PROTO, type InnerPacket } from '../../src/packet/types.js';
+import { ACTION, DIRECTION, type FlowAccess } from '../../src/pipeline/stage.js';
+
+interface Tuple {
+  protocol: number;
+  src: number[];
+  dst: number[];
+  srcPort: number;
+  dstPort: number;
+}
+
+const V4 = (a: number, b: number, c: number, d: number): number[] => [0, 0, 0xffff, ((a << 24) | (b << 16) | (c << 8) | d) >>> 0];
+
+function packet(tu: Tuple, reversed = false, ipLength = 60): InnerPacket {
+  const p = createInnerPacket();
+  p.protocol = tu.protocol;
+  p.ipVersion = tu.src[0] === 0 && tu.src[1] === 0 && tu.src[2] === 0xffff ? 4 : 6;
+  p.src.set(reversed ? tu.dst : tu.src);
+  p.dst.set(reversed ? tu.src : tu.dst);
+  p.srcPort = reversed ? tu.dstPort : tu.srcPort;
+  p.dstPort = reversed ? tu.srcPort : tu.dstPort;
+  p.ipLength = ipLength;
+  return p;
+}
+
+function tcp(i: number): Tuple {
+  return { protocol: IP_PROTO.TCP, src: V4(10, 0, (i >> 8) & 0xff, i & 0xff), dst: V4(192, 0, 2, 1), srcPort: 1024 + (i % 60000), dstPort: 443 };
+}
+
+function udp(i: number): Tuple {
+  return { protocol: IP_PROTO.UDP, src: V4(10, 1, (i >> 8) & 0xff, i & 0xff), dst: V4(192, 0, 2, 53), srcPort: 1024 + (i % 60000), dstPort: 53 };
+}
+
+const word = fc.integer({ min: 0, max: 0xffff_ffff });
+const v4Addr = word.map((a) => [0, 0, 0xffff, a]);
+const v6Addr = fc.tuple(word, word, word, word);
+const portArb = fc.integer({ min: 0, max: 0xffff });
+const tupleArb: fc.Arbitrary<Tuple> = fc
+  .record({
+    six: fc.boolean(),
+    protocol: fc.constantFrom(IP_PROTO.TCP, IP_PROTO.UDP, IP_PROTO.ICMP, IP_PROTO.ICMPV6, 47),
+    a4: fc.tuple(v4Addr, v4Addr),
+    a6: fc.tuple(v6Addr, v6Addr),
+    srcPort: portArb,
+    dstPort: portArb,
+  })
+  .map(({ six, protocol, a4, a6, srcPort, dstPort }) => {
+    const [src, dst] = six ? a6 : a4;
+    if (protocol === IP_PROTO.ICMP || protocol === IP_PROTO.ICMPV6) return { protocol, src, dst, srcPort, dstPort: srcPort };
+    if (protocol === 47) return { protocol, src, dst, srcPort: 0, dstPort: 0 };
+    return { protocol, src, dst, srcPort, dstPort };
+  });
+
+/** A tuple whose reverse is a different key (a flow with equal endpoints has no distinguishable direction). */
+function directional(tu: Tuple): boolean {
+  return !(tu.src.every((w, i) => w === tu.dst[i]) && tu.srcPort === tu.dstPort);
+}
+
+t.test('defaults are GWLB idle timeouts and a 10 s closed timeout', async (t) => {
+  const ft = new FlowTable({ maxFlows: 10 });
+  t.equal(ft.tcpIdleMs, 350_000);
+  t.equal(ft.otherIdleMs, 120_000);
+  t.equal(ft.closedIdleMs, 10_000);
+  t.equal(FLOW_IDLE_TCP_MS, 350_000);
+  t.equal(FLOW_IDLE_OTHER_MS, 120_000);
+  t.equal(FLOW_IDLE_CLOSED_MS, 10_000);
+  t.equal(ft.maxHeaderBytes, 64);
+  t.equal(ft.capacity, 10, 'initial capacity is clamped to maxFlows');
+});
+
+t.test('options out of range are rejected with FLOW_ERR_OPTIONS', async (t) => {
+  const bad = [
+    { maxFlows: 0 },
+    { maxFlows: 1.5 },
+    { maxFlows: 10, tcpIdleMs: Number.NaN },
+    { maxFlows: 10, otherIdleMs: 0 },
+    { maxFlows: 10, closedIdleMs: 500 },
+    { maxFlows: 10, maxHeaderBytes: 4 },
+    { maxFlows: 10, maxHeaderBytes: 261 },
+    { maxFlows: 10, initialCapacity: 0 },
+  ];
+  for (const opts of bad) {
+    t.throws(() => new FlowTable(opts), { name: 'FlowTableError', code: FLOW_TABLE_ERROR.OPTIONS }, JSON.stringify(opts));
+  }
+});
+
+t.test('a new flow starts with the packet source as initiator, no verdict and zeroed fields', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  const tu = tcp(1);
+  const f = ft.lookupOrCreate(packet(tu), 1000);
+  t.ok(ft.created);
+  t.equal(ft.direction, DIRECTION.TO_SERVER);
+  t.equal(ft.size, 1);
+  t.equal(ft.creations, 1);
+  t.equal(ft.protocolOf(f), IP_PROTO.TCP);
+  t.equal(ft.initiatorPortOf(f), tu.srcPort);
+  t.equal(ft.responderPortOf(f), tu.dstPort);
+  t.equal(ft.action[f], ACTION.NONE);
+  t.equal(ft.ruleId[f], -1);
+  t.equal(ft.tcpState[f], 0);
+  t.equal(ft.flags[f], 0);
+  t.equal(ft.flowId[f], 1);
+  t.equal(ft.createdMs[f], 1000);
+  t.equal(ft.headerLength(f), 0);
+  t.equal(ft.classOf(f), FLOW_CLASS.TCP);
+  const out = createInnerPacket();
+  ft.keyInto(f, out);
+  t.same([...out.src], tu.src);
+  t.same([...out.dst], tu.dst);
+  t.equal(out.ipVersion, 4);
+  t.equal(out.srcPort, tu.srcPort);
+  t.equal(out.dstPort, tu.dstPort);
+});
+
+t.test('lookups from either direction find the same flow with the right direction', async (t) => {
+  fc.assert(
+    fc.property(fc.uniqueArray(tupleArb.filter(directional), { minLength: 1, maxLength: 40, size: 'max', selector: (tu) => JSON.stringify(tu) }), fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }), (tuples, firstReversed) => {
+      const ft = new FlowTable({ maxFlows: 1000, initialCapacity: 2, seed: 7 });
+      const idx: number[] = [];
+      // Create each flow from a random side: that side is the initiator.
+      tuples.forEach((tu, i) => {
+        const rev = firstReversed[i] as boolean;
+        idx.push(ft.lookupOrCreate(packet(tu, rev), i));
+        if (!ft.created || ft.direction !== DIRECTION.TO_SERVER) throw new Error('not created');
+      });
+      tuples.forEach((tu, i) => {
+        const rev = firstReversed[i] as boolean;
+        const fwd = ft.lookup(packet(tu, rev), 100);
+        if (fwd !== idx[i] || ft.direction !== DIRECTION.TO_SERVER || ft.created) throw new Error('initiator side');
+        const back = ft.lookup(packet(tu, !rev), 100);
+        if (back !== idx[i] || (ft.direction as number) !== DIRECTION.TO_CLIENT) throw new Error('responder side');
+        const viaCreate = ft.lookupOrCreate(packet(tu, !rev), 100);
+        if (viaCreate !== idx[i] || ft.created || (ft.direction as number) !== DIRECTION.TO_CLIENT) throw new Error('lookupOrCreate hit');
+      });
+      return ft.size === tuples.length && new Set(idx).size === tuples.length;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+t.test('an unknown packet is not found and creates nothing through lookup', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  ft.lookupOrCreate(packet(tcp(1)), 0);
+  t.equal(ft.lookup(packet(tcp(2)), 1), -1);
+  t.equal(ft.find(packet(udp(1))), -1, 'same addresses as nothing, other protocol');
+  const swappedPortsOnly = tcp(1);
+  [swappedPortsOnly.srcPort, swappedPortsOnly.dstPort] = [swappedPortsOnly.dstPort, swappedPortsOnly.srcPort];
+  t.equal(ft.find(packet(swappedPortsOnly)), -1, 'ports swapped without the addresses is another flow');
+  t.equal(ft.size, 1);
+});
+
+t.test('ICMP echo reply finds the request flow as the responder direction', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  const echo: Tuple = { protocol: IP_PROTO.ICMP, src: V4(10, 0, 0, 1), dst: V4(8, 8, 8, 8), srcPort: 77, dstPort: 77 };
+  const f = ft.lookupOrCreate(packet(echo), 0);
+  t.equal(ft.lookup(packet(echo, true), 1), f);
+  t.equal(ft.direction, DIRECTION.TO_CLIENT);
+  t.equal(ft.lookup(packet({ ...echo, srcPort: 78, dstPort: 78 }, true), 1), -1, 'another identifier');
+});
+
+t.test('a later fragment finds the 3-tuple flow (ports 0), never the 5-tuple flow', async (t) => {
+  const ft = new FlowTable({ maxFlows: 8 });
+  const tu = udp(3);
+  const five = ft.lookupOrCreate(packet(tu), 0);
+  const frag = packet(tu);
+  frag.isFragment = true;
+  frag.isLaterFragment = true;
+  t.equal(ft.lookup(frag, 1), -1, 'no 3-tuple flow yet');
+  const three = ft.lookupOrCreate(frag, 2);
+  t.ok(ft.created);
+  t.not(three, five);
+  t.same([ft.initiatorPortOf(three), ft.responderPortOf(three)], [0, 0], 'stored with ports 0');
+  const revFrag = packet(tu, true);
+  revFrag.isFragment = true;
+  revFrag.isLaterFragment = true;
+  t.equal(ft.lookup(revFrag, 3), three);
+  t.equal(ft.direction, DIRECTION.TO_CLIENT);
+});
+
+t.test('lookups refresh last-seen only for their direction; countPacket counts per direction', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  const tu = tcp(5);
+  const f = ft.lookupOrCreate(packet(tu), 1000);
+  t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1000, 1000], 'unseen direction holds createdMs');
+  ft.lookup(packet(tu, true), 1500);
+  t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1000, 1500]);
+  ft.lookup(packet(tu), 1700);
+  t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1700, 1500]);
+  t.equal(ft.lastSeenOf(f), 1700);
+  t.same([...ft.packets.subarray(f * 2, f * 2 + 2)], [0, 0], 'lookups alone count nothing');
+  ft.countPacket(f, DIRECTION.TO_SERVER, 100);
+  ft.countPacket(f, DIRECTION.TO_SERVER, 40);
+  ft.countPacket(f, DIRECTION.TO_CLIENT, 1500);
+  t.same([...ft.packets.subarray(f * 2, f * 2 + 2)], [2, 1]);
+  t.same([...ft.bytes.subarray(f * 2, f * 2 + 2)], [140, 1500]);
+  ft.find(packet(tu, true));
+  t.equal(ft.lastSeenMs[f * 2 + 1], 1500, 'find does not touch');
+});
+
+t.test('setters write the verdict, TCP state, endpoint id and cookie fields (FlowAccess for stages)', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  const flows: FlowAccess = ft;
+  const f = ft.lookupOrCreate(packet(tcp(1)), 0);
+  const g = ft.lookupOrCreate(packet(tcp(2)), 0);
+  t.equal(flows.getAction(f), ACTION.NONE);
+  t.equal(flows.getRuleId(f), -1);
+  flows.setVerdict(f, ACTION.REJECT, 12);
+  flows.setTcpState(f, 7);
+  t.equal(flows.getAction(f), ACTION.REJECT);
+  t.equal(flows.getRuleId(f), 12);
+  t.equal(flows.getTcpState(f), 7);
+  t.equal(flows.getTcpState(g), 0, 'other flows untouched');
+  t.equal(flows.getAction(g), ACTION.NONE);
+  ft.setEndpoint(f, 0x0a0b0c0d, 0xfeedface);
+  ft.setCookie(f, 0x12345678);
+  t.equal(ft.action[f], ACTION.REJECT);
+  t.equal(ft.ruleId[f], 12);
+  t.equal(ft.endpointIdHi[f], 0x0a0b0c0d);
+  t.equal(ft.endpointIdLo[f], 0xfeedface);
+  t.equal(ft.flowCookie[f], 0x12345678);
+});
+
+t.test('creating at the cap evicts the least recently seen flow, whatever its class', async (t) => {
+  const removed: number[] = [];
+  const ft = new FlowTable({ maxFlows: 3, initialCapacity: 1 });
+  ft.onRemove = (f) => removed.push(f);
+  const a = ft.lookupOrCreate(packet(tcp(1)), 100);
+  const b = ft.lookupOrCreate(packet(udp(1)), 200);
+  const c = ft.lookupOrCreate(packet(tcp(2)), 300);
+  ft.lookup(packet(tcp(1), true), 400); // a is now the most recent; b (UDP) is the oldest
+  const d = ft.lookupOrCreate(packet(tcp(3)), 500);
+  t.same(removed, [b]);
+  t.equal(ft.evictions, 1);
+  t.equal(ft.size, 3);
+  t.equal(d, b, 'the freed index is reused');
+  t.equal(ft.find(packet(udp(1))), -1);
+  t.equal(ft.find(packet(tcp(1))), a);
+  t.equal(ft.find(packet(tcp(2))), c);
+  ft.markClosed(a);
+  ft.lookupOrCreate(packet(tcp(4)), 600); // oldest now: c (300) in the TCP list, a (400) is closed
+  t.same(removed, [b, c]);
+  t.equal(ft.flowId[d], 4, 'flow ids keep increasing across index reuse');
+});
+
+t.test('the table never exceeds maxFlows and always evicts the least recently seen (model check)', async (t) => {
+  const POOL = 14;
+  const pool: Tuple[] = [];
+  for (let i = 0; i < POOL; i++) pool.push(i % 2 === 0 ? tcp(i) : udp(i));
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('packet' as const), i: fc.nat(POOL - 1), rev: fc.boolean(), dt: fc.integer({ min: 1, max: 1500 }) }),
+    fc.record({ kind: fc.constant('lookup' as const), i: fc.nat(POOL - 1), rev: fc.boolean(), dt: fc.integer({ min: 1, max: 1500 }) }),
+    fc.record({ kind: fc.constant('remove' as const), i: fc.nat(POOL - 1), rev: fc.boolean(), dt: fc.integer({ min: 1, max: 10 }) }),
+    fc.record({ kind: fc.constant('close' as const), i: fc.nat(POOL - 1), rev: fc.boolean(), dt: fc.integer({ min: 1, max: 10 }) }),
+    fc.record({ kind: fc.constant('expire' as const), i: fc.nat(POOL - 1), rev: fc.boolean(), dt: fc.integer({ min: 1, max: 6000 }) }),
+  );
+  const TIMEOUT = { [FLOW_CLASS.TCP]: 5000, [FLOW_CLASS.OTHER]: 3000, [FLOW_CLASS.CLOSED]: 2000 } as Record<number, number>;
+
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 6 }), fc.array(op, { minLength: 20, maxLength: 150, size: 'max' }), (maxFlows, ops) => {
+      const ft = new FlowTable({ maxFlows, initialCapacity: 1, tcpIdleMs: 5000, otherIdleMs: 3000, closedIdleMs: 2000 });
+      const removedNow: number[] = [];
+      ft.onRemove = (f) => {
+        if (ft.isLive(f)) throw new Error('onRemove sees a flow still live');
+        removedNow.push(f);
+      };
+      // Model: pool index -> { index, initiatorReversed, lastSeen, cls }
+      const model = new Map<number, { index: number; rev: boolean; lastSeen: number; cls: number; id: number }>();
+      let now = 0;
+      let evictions = 0;
+      let expirations = 0;
+      for (const o of ops) {
+        now += o.dt;
+        removedNow.length = 0;
+        const expectRemoved: number[] = [];
+        const m = model.get(o.i);
+        const tu = pool[o.i] as Tuple;
+        if (o.kind === 'packet' || o.kind === 'lookup') {
+          const f = o.kind === 'packet' ? ft.lookupOrCreate(packet(tu, o.rev), now) : ft.lookup(packet(tu, o.rev), now);
+          if (m !== undefined) {
+            if (f !== m.index || ft.created) throw new Error('existing flow not found');
+            if (ft.direction !== (o.rev === m.rev ? 0 : 1)) throw new Error('wrong direction');
+            m.lastSeen = now;
+          } else if (o.kind === 'lookup') {
+            if (f !== -1) throw new Error('lookup found an absent flow');
+          } else {
+            if (model.size === maxFlows) {
+              let victim = -1;
+              let oldest = Infinity;
+              for (const [k, v] of model) if (v.lastSeen < oldest) [oldest, victim] = [v.lastSeen, k];
+              expectRemoved.push((model.get(victim) as { index: number }).index);
+              model.delete(victim);
+              evictions++;
+            }
+            if (!ft.created || ft.direction !== 0) throw new Error('not created');
+            model.set(o.i, { index: f, rev: o.rev, lastSeen: now, cls: tu.protocol === IP_PROTO.TCP ? FLOW_CLASS.TCP : FLOW_CLASS.OTHER, id: ft.flowId[f] as number });
+          }
+        } else if (o.kind === 'remove') {
+          const f = m?.index ?? ft.capacity + 5;
+          if (ft.remove(f) !== (m !== undefined)) throw new Error('remove result');
+          if (m !== undefined) {
+            expectRemoved.push(m.index);
+            model.delete(o.i);
+          }
+        } else if (o.kind === 'close') {
+          if (m !== undefined) {
+            ft.markClosed(m.index);
+            m.cls = FLOW_CLASS.CLOSED;
+          }
+        } else {
+          const n = ft.expire(now, Infinity);
+          for (const [k, v] of model) {
+            if (now - v.lastSeen > (TIMEOUT[v.cls] as number)) {
+              expectRemoved.push(v.index);
+              model.delete(k);
+              expirations++;
+            }
+          }
+          if (n !== expectRemoved.length) throw new Error(`expired ${n}, expected ${expectRemoved.length}`);
+        }
+        const a = removedNow.slice().sort((x, y) => x - y).join();
+        const b = expectRemoved.slice().sort((x, y) => x - y).join();
+        if (a !== b) throw new Error(`${o.kind}: onRemove(${a}) expected (${b})`);
+        if (ft.size !== model.size || ft.size > maxFlows || ft.capacity > maxFlows) throw new Error('size');
+        if (ft.evictions !== evictions || ft.expirations !== expirations) throw new Error('counters');
+        for (const [k, v] of model) {
+          if (ft.find(packet(pool[k] as Tuple, !v.rev)) !== v.index || ft.direction !== 1) throw new Error('model flow lost');
+          if (ft.flowId[v.index] !== v.id || ft.classOf(v.index) !== v.cls) throw new Error('fields');
+        }
+      }
+      return true;
+    }),
+    { numRuns: 400 },
+  );
+  t.pass();
+});
+
+t.test('flows expire by their class timeout on an injected clock', async (t) => {
+  const expired: number[] = [];
+  const ft = new FlowTable({ maxFlows: 100 });
+  ft.onRemove = (f) => expired.push(f);
+  const T0 = 1_000_000;
+  const tcpFlow = ft.lookupOrCreate(packet(tcp(1)), T0);
+  const udpFlow = ft.lookupOrCreate(packet(udp(1)), T0);
+  t.equal(ft.expire(T0 + 120_000, 100), 0, 'idle exactly the UDP timeout is not yet past it');
+  t.equal(ft.expire(T0 + 120_001, 100), 1);
+  t.same(expired, [udpFlow]);
+  t.equal(ft.expire(T0 + 350_000, 100), 0, 'TCP lives to 350 s (GWLB)');
+  ft.lookup(packet(tcp(1), true), T0 + 349_000); // a stale clock: treated as the table's latest time
+  t.equal(ft.lastSeenOf(tcpFlow), T0 + 350_000, 'the clock never goes back');
+  t.equal(ft.expire(T0 + 700_000, 100), 0, 'refreshed: idle exactly 350 s');
+  t.equal(ft.expire(T0 + 700_001, 100), 1);
+  t.same(expired, [udpFlow, tcpFlow]);
+  t.equal(ft.expirations, 2);
+  t.equal(ft.size, 0);
+});
+
+t.test('a closed TCP flow expires after closedIdleMs, and late packets keep it alive', async (t) => {
+  const expired: number[] = [];
+  const ft = new FlowTable({ maxFlows: 100, closedIdleMs: 10_000 });
+  ft.onRemove = (f) => expired.push(f);
+  const open = ft.lookupOrCreate(packet(tcp(1)), 0);
+  const closed = ft.lookupOrCreate(packet(tcp(2)), 0);
+  ft.markClosed(closed);
+  ft.markClosed(closed); // idempotent
+  t.ok(ft.isClosed(closed));
+  t.notOk(ft.isClosed(open));
+  ft.lookup(packet(tcp(2), true), 8_000); // a late retransmission
+  t.equal(ft.expire(18_000, 100), 0);
+  t.equal(ft.expire(18_001, 100), 1);
+  t.same(expired, [closed]);
+  t.equal(ft.find(packet(tcp(1))), open, 'the open TCP flow is untouched');
+});
+
+t.test('closing a flow long after its last packet keeps expiry in last-seen order', async (t) => {
+  const expired: number[] = [];
+  const ft = new FlowTable({ maxFlows: 100, closedIdleMs: 5_000, tcpIdleMs: 60_000 });
+  ft.onRemove = (f) => expired.push(f);
+  const old = ft.lookupOrCreate(packet(tcp(1)), 0);
+  const fresh = ft.lookupOrCreate(packet(tcp(2)), 4_000);
+  ft.markClosed(fresh);
+  ft.markClosed(old); // closed later, but silent since 0: must sit before `fresh` in the closed list
+  t.equal(ft.expire(5_001, 100), 1);
+  t.same(expired, [old]);
+  t.equal(ft.expire(9_001, 100), 1);
+  t.same(expired, [old, fresh]);
+});
+
+t.test('expire does at most maxWork removals per call and finishes on later calls', async (t) => {
+  const ft = new FlowTable({ maxFlows: 1000 });
+  for (let i = 0; i < 25; i++) ft.lookupOrCreate(packet(udp(i)), i);
+  for (let i = 0; i < 5; i++) ft.lookupOrCreate(packet(tcp(i)), i);
+  const later = 10_000_000;
+  t.equal(ft.expire(later, 10), 10);
+  t.equal(ft.expire(later, 10), 10);
+  t.equal(ft.expire(later, 10), 10);
+  t.equal(ft.expire(later, 10), 0);
+  t.equal(ft.size, 0);
+  t.equal(ft.expire(later, 0), 0, 'maxWork 0 does nothing');
+});
+
+t.test('onRemove runs once per removed flow with its fields still readable', async (t) => {
+  const ft = new FlowTable({ maxFlows: 2 });
+  const seen: { flow: number; id: number; port: number; header: number }[] = [];
+  const hdr = new Uint8Array(300);
+  ft.onRemove = (f) => {
+    const out = createInnerPacket();
+    ft.keyInto(f, out);
+    seen.push({ flow: f, id: ft.flowId[f] as number, port: out.srcPort, header: ft.copyHeader(f, hdr, 0) });
+  };
+  const a = ft.lookupOrCreate(packet(tcp(1)), 0);
+  ft.storeHeader(a, new Uint8Array(40).fill(9), 0, 40, 1, 2, 3);
+  const b = ft.lookupOrCreate(packet(tcp(2)), 1);
+  ft.lookupOrCreate(packet(tcp(3)), 2); // evicts a
+  t.same(seen, [{ flow: a, id: 1, port: tcp(1).srcPort, header: 40 }]);
+  t.equal(hdr[39], 9, 'the header was readable in the callback');
+  t.ok(ft.remove(b));
+  t.notOk(ft.remove(b), 'a second remove of the same index does nothing');
+  t.notOk(ft.remove(-1));
+  t.notOk(ft.remove(12345));
+  t.equal(seen.length, 2);
+  t.equal(ft.removals, 1);
+  t.equal(ft.headerLength(a), 0, 'the removed flow no longer has a header');
+  t.equal(ft.expire(1e12, 100), 1);
+  t.equal(seen.length, 3);
+});
+
+t.test('onRemove may not create or remove flows', async (t) => {
+  const ft = new FlowTable({ maxFlows: 1 });
+  ft.onRemove = () => {
+    ft.lookupOrCreate(packet(udp(9)), 0);
+  };
+  ft.lookupOrCreate(packet(tcp(1)), 0);
+  t.throws(() => ft.lookupOrCreate(packet(tcp(2)), 1), { code: FLOW_TABLE_ERROR.REENTRANT });
+  t.equal(ft.size, 0, 'the evicted flow is gone');
+  ft.onRemove = undefined;
+  const f = ft.lookupOrCreate(packet(tcp(3)), 2);
+  t.equal(ft.find(packet(tcp(3))), f, 'the table still works after the callback threw');
+  t.equal(ft.size, 1);
+});
+
+t.test('a throwing onRemove leaves the table consistent', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  ft.onRemove = () => {
+    throw new Error('stage bug');
+  };
+  const f = ft.lookupOrCreate(packet(tcp(1)), 0);
+  t.throws(() => ft.remove(f), /stage bug/);
+  t.notOk(ft.isLive(f));
+  t.equal(ft.size, 0);
+  ft.onRemove = undefined;
+  t.equal(ft.lookupOrCreate(packet(tcp(2)), 1), f, 'the index was freed and is reused');
+});
+
+t.test('the stored header is always the newest, with the outer addresses it came with', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4 });
+  const f = ft.lookupOrCreate(packet(udp(1)), 0);
+  const rx = new Uint8Array(200);
+  for (let i = 0; i < 40; i++) rx[20 + i] = i; // header at offset 20 of a receive buffer
+  t.ok(ft.storeHeader(f, rx, 20, 40, 0x7f000001, 0x7f000002, 40000));
+  const out = new Uint8Array(100).fill(0xee);
+  t.equal(ft.copyHeader(f, out, 10), 40);
+  t.same([...out.subarray(10, 50)], [...rx.subarray(20, 60)]);
+  t.equal(out[9], 0xee, 'nothing written before');
+  t.equal(out[50], 0xee, 'nothing written after');
+  // GWLB reuses the 5-tuple with a new flow cookie (last 4 bytes of its header): the new bytes win.
+  rx[56] = 0xaa;
+  rx[59] = 0xbb;
+  t.ok(ft.storeHeader(f, rx, 20, 40, 0x7f000001, 0x7f000003, 40001));
+  ft.copyHeader(f, out, 0);
+  t.equal(out[36], 0xaa);
+  t.equal(out[39], 0xbb);
+  t.equal(ft.gwlbAddrOf(f), 0x7f000003);
+  t.equal(ft.gwlbPortOf(f), 40001);
+  t.equal(ft.localAddrOf(f), 0x7f000001);
+  t.equal(ft.gwlbAddr[f], 0x7f000003);
+  t.throws(() => ft.copyHeader(f, new Uint8Array(39), 0), { code: FLOW_TABLE_ERROR.RANGE });
+  t.throws(() => ft.storeHeader(f, rx, 190, 40, 0, 0, 0), { code: FLOW_TABLE_ERROR.RANGE }, 'beyond the buffer');
+  t.throws(() => ft.storeHeader(f, new Uint8Array(400), 0, 264, 0, 0, 0), { code: FLOW_TABLE_ERROR.RANGE }, 'over 260 bytes');
+  t.throws(() => ft.storeHeader(3, rx, 0, 40, 0, 0, 0), { code: FLOW_TABLE_ERROR.BAD_FLOW });
+});
+
+t.test('headers longer than the slot, up to 260 bytes, are kept whole in the overflow pool', async (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ flow: fc.nat(7), len: fc.integer({ min: 8, max: GENEVE_MAX_HEADER_BYTES }), fill: fc.nat(255) }), { maxLength: 60, size: 'max' }),
+      (writes) => {
+        const ft = new FlowTable({ maxFlows: 8, maxHeaderBytes: 64, maxOverflowHeaders: 8 });
+        for (let i = 0; i < 8; i++) ft.lookupOrCreate(packet(udp(i)), 0);
+        const expect = new Map<number, Uint8Array>();
+        for (const w of writes) {
+          const buf = new Uint8Array(w.len + 3);
+          for (let i = 0; i < w.len; i++) buf[3 + i] = (w.fill + i * 7) & 0xff;
+          if (!ft.storeHeader(w.flow, buf, 3, w.len, 1, 2, 3)) return false; // pool holds all 8 flows
+          expect.set(w.flow, buf.subarray(3));
+        }
+        for (let f = 0; f < 8; f++) {
+          const want = expect.get(f);
+          const out = new Uint8Array(GENEVE_MAX_HEADER_BYTES);
+          const n = ft.copyHeader(f, out, 0);
+          if (n !== (want?.length ?? 0) || ft.headerLength(f) !== n) return false;
+          if (want !== undefined && !want.every((b, i) => out[i] === b)) return false;
+        }
+        const long = [...expect.values()].filter((h) => h.length > 64).length;
+        return ft.overflowHeaders === long;
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+t.test('when the overflow pool is full a long header is dropped, never left stale', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4, maxOverflowHeaders: 1 });
+  const a = ft.lookupOrCreate(packet(udp(1)), 0);
+  const b = ft.lookupOrCreate(packet(udp(2)), 0);
+  const long = new Uint8Array(100).fill(1);
+  t.ok(ft.storeHeader(a, long, 0, 100, 0, 0, 0));
+  t.ok(ft.storeHeader(b, new Uint8Array(40).fill(2), 0, 40, 0, 0, 0));
+  t.notOk(ft.storeHeader(b, long, 0, 100, 0, 0, 0), 'no room for a second long header');
+  t.equal(ft.headerLength(b), 0, 'the older 40-byte header is not kept');
+  t.equal(ft.copyHeader(b, new Uint8Array(0), 0), 0);
+  t.equal(ft.headerOverflows, 1);
+  t.ok(ft.storeHeader(a, new Uint8Array(40).fill(3), 0, 40, 0, 0, 0), 'a shrinks back into its slot');
+  t.equal(ft.overflowHeaders, 0, 'and frees its overflow slot');
+  t.ok(ft.storeHeader(b, long, 0, 100, 0, 0, 0), 'which b can now use');
+  ft.remove(b);
+  t.equal(ft.overflowHeaders, 0, 'removal frees the overflow slot');
+});
+
+t.test('growth doubles storage up to maxFlows and keeps every flow findable', async (t) => {
+  const ft = new FlowTable({ maxFlows: 3000, initialCapacity: 16 });
+  const caps = new Set<number>();
+  const idx: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const f = ft.lookupOrCreate(packet(i % 3 === 0 ? udp(i) : tcp(i)), i);
+    idx.push(f);
+    ft.setVerdict(f, ACTION.PASS, i);
+    ft.setEndpoint(f, i, ~i >>> 0);
+    ft.countPacket(f, DIRECTION.TO_CLIENT, i);
+    const hdr = new Uint8Array(40).map((_, k) => (i + k) & 0xff);
+    ft.storeHeader(f, hdr, 0, 40, i, i + 1, i & 0xffff);
+    caps.add(ft.capacity);
+  }
+  t.same([...caps], [16, 32, 64, 128, 256, 512, 1024, 2048, 3000]);
+  t.equal(ft.evictions, 0);
+  let ok = 0;
+  for (let i = 0; i < 3000; i++) {
+    const tu = i % 3 === 0 ? udp(i) : tcp(i);
+    const f = ft.find(packet(tu, true));
+    const out = new Uint8Array(40);
+    const fieldsKept =
+      ft.ruleId[f] === i &&
+      ft.endpointIdLo[f] === ~i >>> 0 &&
+      ft.bytes[f * 2 + 1] === i &&
+      ft.flowId[f] === i + 1 &&
+      ft.createdMs[f] === i &&
+      ft.gwlbAddrOf(f) === i + 1 &&
+      ft.copyHeader(f, out, 0) === 40 &&
+      out.every((b, k) => b === ((i + k) & 0xff));
+    if (f === idx[i] && ft.direction === DIRECTION.TO_CLIENT && fieldsKept) ok++;
+  }
+  t.equal(ok, 3000, 'all flows found from the responder side with their fields and headers after growth');
+  ft.lookupOrCreate(packet(tcp(99_999)), 5000);
+  t.equal(ft.capacity, 3000, 'never beyond maxFlows');
+  t.equal(ft.evictions, 1);
+  t.equal(ft.find(packet(udp(0))), -1, 'the oldest flow made room');
+});
+
+t.test('growth preserves LRU order, so expiry after growth still goes oldest first', async (t) => {
+  const expired: number[] = [];
+  const ft = new FlowTable({ maxFlows: 64, initialCapacity: 1, otherIdleMs: 1000 });
+  ft.onRemove = (f) => expired.push(ft.flowId[f] as number);
+  for (let i = 0; i < 40; i++) ft.lookupOrCreate(packet(udp(i)), i * 10);
+  t.equal(ft.expire(1000 + 195, 1000), 20, 'flows last seen at 0..190 ms are past 1 s');
+  t.same(expired, Array.from({ length: 20 }, (_, i) => i + 1));
+});
