@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the test suite and the lab use. Idempotent; needs root.
+#   iproute2            ip netns / veth / policy routing for the lab
+#   curl iperf3 ncat    real clients and servers in the lab's namespaces
+#   iputils-ping        ICMP through the lab
+#   make g++ python3    the native addon (node-gyp) and the C bench tools
+#   tshark              independent dissection of our GENEVE fixtures in the codec tests
+set -euo pipefail
+PKGS=(iproute2 curl iperf3 ncat iputils-ping make g++ python3 procps tshark)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

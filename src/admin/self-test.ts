@@ -1,0 +1,104 @@
+/**
+ * Data-path self-test behind /healthz (DESIGN.md §2: a health endpoint that says 200 while the data path is
+ * broken is the most common field failure).
+ *
+ * Every interval the prober sends, to the appliance's own GENEVE socket, one GWLB-shaped datagram per worker:
+ * inner IPv4 UDP to PROBE_PORT carrying a per-process random nonce, with inner addresses chosen so the kernel's
+ * steering program delivers it to that worker. The worker runs it through the real receive, GENEVE and inner
+ * decode and send paths and returns it to the prober's port; the prober checks the bytes came back unchanged.
+ * A worker is healthy while its last good round trip is younger than healthMaxAgeMs.
+ */
+import { loadNative, type NativeNet, type PollHandle } from '../dataplane/native.js';
+import { encodeGeneveHeader } from '../geneve/codec.js';
+import { buildIPv4Udp } from '../packet/build.js';
+import { PROBE_PORT } from '../dataplane/engine.js';
+import { ipv4ToU32, u32ToIpv4 } from '../packet/address.js';
+
+const PROBE_SRC = '192.0.2.1'; // RFC 5737 TEST-NET-1: never a real host
+const PROBE_SOURCE_PORT = 7;
+const RECV_BYTES = 16 * 1024;
+
+export class SelfTest {
+  readonly lastOkMs: number[];
+  readonly lastSentMs: number[];
+  sent = 0;
+  received = 0;
+  mismatched = 0;
+  private readonly native: NativeNet;
+  private readonly fd: number;
+  private readonly targetAddr: number;
+  private readonly targetPort: number;
+  private readonly probes: Buffer[] = [];
+  private readonly rx = Buffer.alloc(RECV_BYTES);
+  private readonly info = new Float64Array(3);
+  private poll: PollHandle | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(listen: string, port: number, workers: number, nonce: Buffer) {
+    this.native = loadNative();
+    const addr = listen === '0.0.0.0' ? '127.0.0.1' : listen;
+    this.targetAddr = ipv4ToU32(addr);
+    this.targetPort = port;
+    this.fd = this.native.openUdp(this.targetAddr, 0, 1 << 20);
+    this.lastOkMs = new Array<number>(workers).fill(0);
+    this.lastSentMs = new Array<number>(workers).fill(0);
+    const src = ipv4ToU32(PROBE_SRC);
+    for (let w = 0; w < workers; w++) this.probes.push(this.buildProbe(src, w, workers, nonce));
+  }
+
+  /** Picks an inner destination in 192.0.2.0/24 that the steering function maps to worker `w`. */
+  private buildProbe(src: number, w: number, workers: number, nonce: Buffer): Buffer {
+    const srcWords = new Uint32Array([0, 0, 0xffff, src]);
+    const dstWords = new Uint32Array([0, 0, 0xffff, 0]);
+    let dst = -1;
+    for (let host = 2; host < 255 && dst < 0; host++) {
+      dstWords[3] = ((src & 0xffffff00) | host) >>> 0;
+      if (workers === 1 || this.native.steeringIndex(srcWords, dstWords, workers) === w) dst = dstWords[3] as number;
+    }
+    if (dst < 0) throw new Error(`no probe address steers to worker ${w}`);
+    const inner = buildIPv4Udp({ src: PROBE_SRC, dst: u32ToIpv4(dst), srcPort: PROBE_SOURCE_PORT, dstPort: PROBE_PORT, payload: nonce });
+    const header = encodeGeneveHeader({ protocolType: 0x0800, endpointIdHi: 0, endpointIdLo: 0, attachmentIdHi: 0, attachmentIdLo: 0, flowCookie: w });
+    return Buffer.concat([header, inner]);
+  }
+
+  start(intervalMs: number): void {
+    this.poll = this.native.poll(this.fd, () => this.onReadable());
+    this.round();
+    this.timer = setInterval(() => this.round(), intervalMs);
+  }
+
+  private round(): void {
+    const now = Date.now();
+    for (let w = 0; w < this.probes.length; w++) {
+      const p = this.probes[w] as Buffer;
+      try {
+        this.native.sendOne(this.fd, p, 0, p.length, this.targetAddr, this.targetPort);
+        this.sent++;
+        this.lastSentMs[w] = now;
+      } catch {
+        // The data path is down if we cannot even send: lastOkMs ages out and /healthz says so.
+      }
+    }
+  }
+
+  private onReadable(): void {
+    for (;;) {
+      const n = this.native.recvOne(this.fd, this.rx, this.info);
+      if (n === 0) return;
+      this.received++;
+      const w = this.probes.findIndex((p) => p.length === n && this.rx.compare(p, 0, n, 0, n) === 0);
+      if (w < 0 || this.info[0] !== this.targetAddr) {
+        this.mismatched++;
+        continue;
+      }
+      this.lastOkMs[w] = Date.now();
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.poll?.close();
+    this.poll = undefined;
+    this.native.close(this.fd);
+  }
+}

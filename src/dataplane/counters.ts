@@ -1,0 +1,97 @@
+/**
+ * Per-worker counters in a SharedArrayBuffer: the worker writes (single writer, plain stores), the main thread
+ * reads for /stats, /metrics and /healthz without messages or locks. Float64 holds integers exactly to 2^53.
+ *
+ * Layout: the fixed counters of COUNTER, then one slot per GENEVE anomaly and one per inner-packet anomaly,
+ * in the order of their names arrays, so a new anomaly code needs no edit here.
+ */
+import { GENEVE_ANOMALY_NAMES } from '../geneve/codec.js';
+import { PACKET_ANOMALY_NAMES } from '../packet/decode.js';
+
+export const COUNTER = {
+  RX_PACKETS: 0,
+  RX_BYTES: 1,
+  TX_PACKETS: 2,
+  TX_BYTES: 3,
+  RX_BATCHES: 4,
+  /** Datagrams the kernel dropped because our socket buffer was full (SO_RXQ_OVFL). */
+  KERNEL_RX_DROPS: 5,
+  /** Datagrams larger than the receive slot (more than MAX_DATAGRAM_BYTES): dropped. */
+  TRUNCATED: 6,
+  /** Packets we could not hand to the kernel (ENOBUFS/EAGAIN or an error on send). */
+  SEND_FAILED: 7,
+  FLOWS_ACTIVE: 8,
+  FLOW_CREATIONS: 9,
+  FLOW_EVICTIONS: 10,
+  FLOW_EXPIRATIONS: 11,
+  /** Verdict outcomes per packet. */
+  PASSED: 12,
+  DROPPED_POLICY: 13,
+  REJECTED: 14,
+  ALERTED: 15,
+  /** Packets the appliance originated (TCP RST, ICMP unreachable). */
+  ORIGINATED: 16,
+  HELD_PACKETS_NOW: 17,
+  HELD_BYTES_NOW: 18,
+  HOLD_RELEASED: 19,
+  /** Held packets discarded because their flow was denied or its hold budget ran out with a blocking fail mode. */
+  HOLD_DISCARDED: 20,
+  /** Hold memcap reached: the packet followed --on-memcap. */
+  MEMCAP_DROPPED: 21,
+  MEMCAP_PASSED: 22,
+  /** Inner packets that failed to decode and were passed per --on-malformed pass. */
+  MALFORMED_PASSED: 23,
+  /** Unexpected exceptions caught at the batch boundary (our bugs): counted, logged, never fatal. */
+  INTERNAL_FAULTS: 24,
+  SELF_TEST_PACKETS: 25,
+  /** performance.timeOrigin + performance.now() of the worker's last heartbeat tick, ms since epoch. */
+  HEARTBEAT_MS: 26,
+  /** Inner IP fragments seen (passed per policy as their flow). */
+  FRAGMENTS: 27,
+  /** Policy generation the worker runs (increments on each successful reload). */
+  POLICY_GENERATION: 28,
+  /** A packet on a known 5-tuple started a new flow (new GWLB flow cookie, or SYN after close): state reset. */
+  FLOW_RENEWALS: 29,
+} as const;
+
+const FIXED = Object.keys(COUNTER).length;
+
+export const GENEVE_ANOMALY_BASE = FIXED;
+export const INNER_ANOMALY_BASE = GENEVE_ANOMALY_BASE + GENEVE_ANOMALY_NAMES.length;
+export const COUNTER_SLOTS = INNER_ANOMALY_BASE + PACKET_ANOMALY_NAMES.length;
+
+export function createCounters(): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT));
+}
+
+function snake(name: string): string {
+  return name.toLowerCase();
+}
+
+/** Drop reasons with their counts (zero ones included, so dashboards see every reason). */
+export function dropReasons(c: Float64Array): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 1; i < GENEVE_ANOMALY_NAMES.length; i++) out[`geneve_${snake(GENEVE_ANOMALY_NAMES[i] as string)}`] = c[GENEVE_ANOMALY_BASE + i] as number;
+  for (let i = 1; i < PACKET_ANOMALY_NAMES.length; i++) out[`inner_${snake(PACKET_ANOMALY_NAMES[i] as string)}`] = c[INNER_ANOMALY_BASE + i] as number;
+  out['truncated_datagram'] = c[COUNTER.TRUNCATED] as number;
+  out['kernel_rx_queue_full'] = c[COUNTER.KERNEL_RX_DROPS] as number;
+  out['send_failed'] = c[COUNTER.SEND_FAILED] as number;
+  out['policy_drop'] = c[COUNTER.DROPPED_POLICY] as number;
+  out['policy_reject'] = c[COUNTER.REJECTED] as number;
+  out['hold_discarded'] = c[COUNTER.HOLD_DISCARDED] as number;
+  out['memcap'] = c[COUNTER.MEMCAP_DROPPED] as number;
+  out['internal_fault'] = c[COUNTER.INTERNAL_FAULTS] as number;
+  return out;
+}
+
+/** The fixed counters by lower-case name. */
+export function namedCounters(c: Float64Array): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, index] of Object.entries(COUNTER)) out[name.toLowerCase()] = c[index] as number;
+  return out;
+}
+
+/** counters[index] += n (a function because noUncheckedIndexedAccess types typed-array reads as possibly undefined). */
+export function bump(c: Float64Array, index: number, n = 1): void {
+  c[index] = (c[index] as number) + n;
+}

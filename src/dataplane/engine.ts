@@ -1,0 +1,350 @@
+/**
+ * The per-worker packet engine: one batch of received GENEVE datagrams in, a list of datagrams to send out.
+ *
+ *   decode GENEVE ─> decode inner IP/L4 ─> flow lookup ─> service chain ─> release | hold | drop (+ reject)
+ *
+ * It owns no sockets: the worker (worker-main.ts) fills the receive slots with recvmmsg and flushes the two
+ * send lists with sendmmsg, so the whole path is testable in-process with real bytes. Allocation-free on the
+ * fast path: decode objects, context and send arrays are preallocated; only held packets are copied.
+ *
+ * Receive layout: datagram i sits at buf[i * slotSize + HEADROOM_BYTES ...]. The HEADROOM_BYTES in front of it
+ * receive the outer IPv4 + UDP header on the return path, so allowed packets go back out of the very slot they
+ * came in (the GENEVE header bytes are re-sent exactly as received, DESIGN.md §2).
+ */
+import { decodeGeneve, GENEVE_PORT } from '../geneve/codec.js';
+import { createGeneveHeader, type GeneveHeader } from '../geneve/types.js';
+import { decodeInner } from '../packet/decode.js';
+import { createInnerPacket, IP_PROTO, TCP_FLAG, type InnerPacket } from '../packet/types.js';
+import { FlowTable } from '../flow/table.js';
+import { HoldStore, HOLD_REFUSED } from '../pipeline/hold.js';
+import { ACTION, DIRECTION, STAGE_RESULT, type Action, type PacketContext, type Stage } from '../pipeline/stage.js';
+import { COUNTER, GENEVE_ANOMALY_BASE, INNER_ANOMALY_BASE, bump } from './counters.js';
+import type { RecvBatchArrays, SendBatchArrays } from './native.js';
+import type { Settings } from '../config/settings.js';
+
+/** Outer IPv4 (20) + UDP (8) header written in front of each payload by the raw return path. */
+export const HEADROOM_BYTES = 28;
+/** Receive slot: headroom + the largest datagram we accept, rounded up to a 64-byte multiple. */
+export const SLOT_BYTES = 8640;
+export const MAX_DATAGRAM_PAYLOAD = SLOT_BYTES - HEADROOM_BYTES; // 8612 ≥ 8568 (DESIGN.md §2)
+
+/** Self-test probe (health): inner IPv4 UDP to this port carrying the 16-byte per-process nonce. */
+export const PROBE_PORT = 7;
+export const PROBE_NONCE_BYTES = 16;
+
+export interface SendList extends SendBatchArrays {
+  count: number;
+}
+
+export function createSendList(capacity: number): SendList {
+  return {
+    count: 0,
+    offs: new Uint32Array(capacity),
+    lens: new Uint32Array(capacity),
+    srcAddr: new Uint32Array(capacity),
+    dstAddr: new Uint32Array(capacity),
+    srcPort: new Uint16Array(capacity),
+    dstPort: new Uint16Array(capacity),
+  };
+}
+
+export function createRecvArrays(capacity: number): RecvBatchArrays {
+  return {
+    lens: new Uint32Array(capacity),
+    srcAddr: new Uint32Array(capacity),
+    srcPort: new Uint16Array(capacity),
+    dstAddr: new Uint32Array(capacity),
+    truncated: new Uint8Array(capacity),
+  };
+}
+
+/** Builds what a reject sends into `out` at `off`; returns bytes written (0 when nothing to send). */
+export type RejectBuilder = (pkt: InnerPacket, buf: Buffer, toClient: boolean, out: Buffer, off: number) => number;
+
+export interface EngineOptions {
+  settings: Settings;
+  counters: Float64Array;
+  flows: FlowTable;
+  stages: Stage[];
+  probeNonce: Buffer;
+  /** Capacity of the originated/released send list (tx buffer slots). */
+  txSlots?: number;
+  rejectBuilder?: RejectBuilder | undefined;
+}
+
+const HOLD_CHECK: { flow: number; stage: number }[] = [];
+
+export class PacketEngine {
+  readonly counters: Float64Array;
+  readonly flows: FlowTable;
+  readonly holds: HoldStore;
+  /** Returns of received datagrams, pointing into the receive buffer. */
+  readonly rxSend: SendList;
+  /** Released held packets and originated packets (RST), in txBuf. */
+  readonly txSend: SendList;
+  readonly txBuf: Buffer;
+  private stages: Stage[];
+  private readonly settings: Settings;
+  private readonly gh: GeneveHeader = createGeneveHeader();
+  private readonly pkt: InnerPacket = createInnerPacket();
+  private readonly ctx: PacketContext;
+  private readonly nonce: Buffer;
+  private readonly rejectBuilder: RejectBuilder | undefined;
+  private readonly txSlots: number;
+  /** Set when txSend filled up mid-batch: the worker flushes and calls again. */
+  txOverflow = 0;
+
+  constructor(opts: EngineOptions) {
+    this.settings = opts.settings;
+    this.counters = opts.counters;
+    this.flows = opts.flows;
+    this.stages = opts.stages;
+    this.nonce = opts.probeNonce;
+    this.rejectBuilder = opts.rejectBuilder;
+    this.holds = new HoldStore(opts.settings.maxHeldBytes, opts.settings.maxHeldPacketsPerFlow);
+    this.rxSend = createSendList(opts.settings.batchSize);
+    this.txSlots = opts.txSlots ?? 256;
+    this.txSend = createSendList(this.txSlots);
+    this.txBuf = Buffer.alloc(this.txSlots * SLOT_BYTES);
+    this.ctx = {
+      buf: this.txBuf,
+      geneve: this.gh,
+      pkt: this.pkt,
+      flow: -1,
+      flows: this.flows,
+      direction: DIRECTION.TO_SERVER,
+      newFlow: false,
+      nowMs: 0,
+      action: ACTION.NONE,
+      ruleId: -1,
+      reason: '',
+    };
+    const prev = this.flows.onRemove;
+    this.flows.onRemove = (flow: number) => {
+      if (this.holds.has(flow)) this.discardHeld(flow);
+      for (const stage of this.stages) stage.onFlowEnd?.(flow);
+      prev?.(flow);
+    };
+  }
+
+  /** Atomic swap of the chain between packets (policy reload). */
+  setStages(stages: Stage[]): void {
+    this.stages = stages;
+  }
+
+  /**
+   * Processes `count` received datagrams. Fills rxSend (and txSend) for the caller to flush: txSend first, so
+   * released held packets precede later packets of their flow.
+   */
+  processBatch(buf: Buffer, slotSize: number, count: number, meta: RecvBatchArrays, nowMs: number): void {
+    const c = this.counters;
+    const rx = this.rxSend;
+    rx.count = 0;
+    bump(c, COUNTER.RX_BATCHES);
+    for (let i = 0; i < count; i++) {
+      const off = i * slotSize + HEADROOM_BYTES;
+      const len = meta.lens[i] as number;
+      bump(c, COUNTER.RX_PACKETS);
+      bump(c, COUNTER.RX_BYTES, len);
+      if (meta.truncated[i] !== 0) {
+        bump(c, COUNTER.TRUNCATED);
+        continue;
+      }
+      this.processOne(buf, off, len, meta.dstAddr[i] as number, meta.srcAddr[i] as number, meta.srcPort[i] as number, nowMs);
+    }
+  }
+
+  private processOne(buf: Buffer, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number, nowMs: number): void {
+    const c = this.counters;
+    const gh = this.gh;
+    const g = decodeGeneve(buf, off, len, gh);
+    if (g !== 0) {
+      bump(c, GENEVE_ANOMALY_BASE + g);
+      return;
+    }
+    const pkt = this.pkt;
+    const innerOff = off + gh.headerLength;
+    const a = decodeInner(buf, innerOff, len - gh.headerLength, gh.protocolType, pkt);
+    if (a !== 0) {
+      bump(c, INNER_ANOMALY_BASE + a);
+      if (this.settings.onMalformed === 'pass') {
+        bump(c, COUNTER.MALFORMED_PASSED);
+        this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
+      }
+      return;
+    }
+    if (pkt.protocol === IP_PROTO.UDP && pkt.dstPort === PROBE_PORT && this.isProbe(buf)) {
+      // Health self-test: went through the real decode path; goes back through the real send path, to the
+      // prober's own port (not 6081) so it can never loop into our socket.
+      bump(c, COUNTER.SELF_TEST_PACKETS);
+      this.queue(this.rxSend, off, len, localAddr, gwlbAddr, gwlbPort, gwlbPort);
+      return;
+    }
+    if (pkt.isFragment) bump(c, COUNTER.FRAGMENTS);
+
+    const flows = this.flows;
+    let flow = flows.lookupOrCreate(pkt, nowMs);
+    if (!flows.created && this.isNewConnection(flow)) {
+      // Same 5-tuple, new flow: GWLB renewed the cookie after its idle timeout, or a SYN reopened a closed
+      // connection. The old verdict must not carry over: start the flow afresh (DESIGN.md §2).
+      bump(c, COUNTER.FLOW_RENEWALS);
+      flows.remove(flow);
+      flow = flows.lookupOrCreate(pkt, nowMs);
+    }
+    if (flows.created) {
+      bump(c, COUNTER.FLOW_CREATIONS);
+      if (gh.hasEndpointId) flows.setEndpoint(flow, gh.endpointIdHi, gh.endpointIdLo);
+      if (gh.hasFlowCookie) flows.setCookie(flow, gh.flowCookie);
+    }
+    // DESIGN.md §2: GWLB reuses a 5-tuple with a new cookie after its idle timeout: always keep the newest header.
+    flows.storeHeader(flow, buf, off, gh.headerLength, localAddr, gwlbAddr, gwlbPort);
+    flows.countPacket(flow, flows.direction, len - gh.headerLength);
+
+    const ctx = this.ctx;
+    ctx.buf = buf;
+    ctx.flow = flow;
+    ctx.direction = flows.direction as 0 | 1;
+    ctx.newFlow = flows.created;
+    ctx.nowMs = nowMs;
+    ctx.action = ACTION.PASS;
+    ctx.ruleId = -1;
+    ctx.reason = '';
+
+    const stages = this.stages;
+    let holdStage = -1;
+    let action: Action = ACTION.PASS;
+    for (let s = 0; s < stages.length; s++) {
+      const r = (stages[s] as Stage).onPacket(ctx);
+      if (r === STAGE_RESULT.CONTINUE) continue;
+      if (r === STAGE_RESULT.HOLD) {
+        holdStage = s;
+        break;
+      }
+      action = ctx.action;
+      break;
+    }
+
+    if (holdStage >= 0) {
+      const refused = this.holds.hold(flow, holdStage, buf, off, len, localAddr, gwlbAddr, gwlbPort, nowMs);
+      if (refused === HOLD_REFUSED.OK) return;
+      // Budget exhausted: the holding stage's fail mode decides (DESIGN.md §3).
+      const stage = stages[holdStage] as Stage;
+      action = stage.onHoldExpired !== undefined ? stage.onHoldExpired(flow) : ACTION.DROP;
+      if (refused === HOLD_REFUSED.MEMCAP) {
+        // Exception policy for the memcap overrides a pass only toward blocking, never the reverse.
+        if (this.settings.onMemcap === 'drop') action = ACTION.DROP;
+        if (action === ACTION.DROP) bump(c, COUNTER.MEMCAP_DROPPED);
+        else bump(c, COUNTER.MEMCAP_PASSED);
+      }
+      flows.setVerdict(flow, action, -1);
+    }
+
+    if (action === ACTION.PASS || action === ACTION.ALERT) {
+      if (this.holds.has(flow)) this.releaseHeld(flow);
+      bump(c, action === ACTION.PASS ? COUNTER.PASSED : COUNTER.ALERTED);
+      this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
+      return;
+    }
+    if (this.holds.has(flow)) this.discardHeld(flow);
+    if (action === ACTION.REJECT) {
+      bump(c, COUNTER.REJECTED);
+      this.reject(flow, buf);
+    } else {
+      bump(c, COUNTER.DROPPED_POLICY);
+    }
+  }
+
+  private isNewConnection(flow: number): boolean {
+    const gh = this.gh;
+    if (gh.hasFlowCookie && (this.flows.flowCookie[flow] as number) !== gh.flowCookie) return true;
+    const p = this.pkt;
+    return p.protocol === IP_PROTO.TCP && (p.tcpFlags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === TCP_FLAG.SYN && this.flows.isClosed(flow);
+  }
+
+  private isProbe(buf: Buffer): boolean {
+    const p = this.pkt;
+    if (p.payloadLength !== PROBE_NONCE_BYTES) return false;
+    return buf.compare(this.nonce, 0, PROBE_NONCE_BYTES, p.payloadOffset, p.payloadOffset + PROBE_NONCE_BYTES) === 0;
+  }
+
+  private queueReturn(off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number): void {
+    // DESIGN.md §2 return path: outer IPs swapped, UDP ports kept (source = GWLB's port, destination = 6081).
+    this.queue(this.rxSend, off, len, localAddr, gwlbAddr, gwlbPort, GENEVE_PORT);
+  }
+
+  private queue(list: SendList, off: number, len: number, src: number, dst: number, srcPort: number, dstPort: number): void {
+    const n = list.count;
+    list.offs[n] = off;
+    list.lens[n] = len;
+    list.srcAddr[n] = src;
+    list.dstAddr[n] = dst;
+    list.srcPort[n] = srcPort;
+    list.dstPort[n] = dstPort;
+    list.count = n + 1;
+  }
+
+  /** Next free tx slot offset (payload start), or -1 when the tx list is full (counted as send failure). */
+  private txSlot(): number {
+    if (this.txSend.count >= this.txSlots) {
+      this.txOverflow++;
+      return -1;
+    }
+    return this.txSend.count * SLOT_BYTES + HEADROOM_BYTES;
+  }
+
+  private releaseHeld(flow: number): void {
+    const held = this.holds.take(flow);
+    for (const h of held) {
+      const off = this.txSlot();
+      if (off < 0) {
+        bump(this.counters, COUNTER.SEND_FAILED);
+        continue;
+      }
+      h.data.copy(this.txBuf, off);
+      this.queue(this.txSend, off, h.data.length, h.localAddr, h.gwlbAddr, h.gwlbPort, GENEVE_PORT);
+      bump(this.counters, COUNTER.HOLD_RELEASED);
+    }
+  }
+
+  private discardHeld(flow: number): void {
+    bump(this.counters, COUNTER.HOLD_DISCARDED, this.holds.take(flow).length);
+  }
+
+  /** DESIGN.md §2: packets we originate on a flow go out inside the newest GENEVE header seen for it. */
+  private reject(flow: number, buf: Buffer): void {
+    const build = this.rejectBuilder;
+    if (build === undefined) return;
+    const flows = this.flows;
+    for (let k = 0; k < 2; k++) {
+      const off = this.txSlot();
+      if (off < 0) {
+        bump(this.counters, COUNTER.SEND_FAILED);
+        return;
+      }
+      const hlen = flows.copyHeader(flow, this.txBuf, off);
+      const n = build(this.pkt, buf, k === 0, this.txBuf, off + hlen);
+      if (n === 0) continue;
+      this.queue(this.txSend, off, hlen + n, flows.localAddrOf(flow), flows.gwlbAddrOf(flow), flows.gwlbPortOf(flow), GENEVE_PORT);
+      bump(this.counters, COUNTER.ORIGINATED);
+    }
+  }
+
+  /** Timer work: flow expiry (bounded), hold budgets, gauges. Fills txSend with anything released. */
+  tick(nowMs: number, maxHoldMs: number): void {
+    const c = this.counters;
+    const expired = this.flows.expire(nowMs, 100_000);
+    bump(c, COUNTER.FLOW_EXPIRATIONS, expired);
+    this.holds.expired(nowMs - maxHoldMs, HOLD_CHECK);
+    for (const { flow, stage } of HOLD_CHECK) {
+      const s = this.stages[stage];
+      const action = s?.onHoldExpired !== undefined ? s.onHoldExpired(flow) : ACTION.DROP;
+      this.flows.setVerdict(flow, action, -1);
+      if (action === ACTION.PASS || action === ACTION.ALERT) this.releaseHeld(flow);
+      else this.discardHeld(flow);
+    }
+    c[COUNTER.FLOWS_ACTIVE] = this.flows.size;
+    c[COUNTER.FLOW_EVICTIONS] = this.flows.evictions;
+    c[COUNTER.HELD_PACKETS_NOW] = this.holds.packets;
+    c[COUNTER.HELD_BYTES_NOW] = this.holds.bytes;
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Worker thread entry: one per core, each owning one socket of the SO_REUSEPORT group (the kernel's BPF
+ * steering sends both directions of a flow to the same socket, so the worker owns that flow's state alone)
+ * and one raw socket for the return path.
+ *
+ * Loop: the socket becomes readable → recvmmsg batches until empty (bounded per wake-up so timers still run)
+ * → engine → sendmmsg. One try/catch per batch turns an unexpected throw into a counted internal fault.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { loadNative, type PollHandle } from './native.js';
+import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays, type SendList } from './engine.js';
+import { COUNTER, bump } from './counters.js';
+import { FlowTable } from '../flow/table.js';
+import { buildChain, type ChainFactoryInput } from '../pipeline/chain.js';
+import type { Settings } from '../config/settings.js';
+
+export interface WorkerInit {
+  index: number;
+  fd: number;
+  rawFd: number;
+  settings: Settings;
+  counters: Float64Array;
+  probeNonce: Uint8Array;
+  policy: ChainFactoryInput;
+}
+
+export type WorkerMessage =
+  | { type: 'policy'; policy: ChainFactoryInput }
+  | { type: 'stop' };
+
+export type WorkerReport =
+  | { type: 'ready'; index: number }
+  | { type: 'policy-applied'; index: number; generation: number }
+  | { type: 'fault'; index: number; message: string; stack: string | undefined }
+  | { type: 'log'; index: number; event: unknown }
+  | { type: 'stopped'; index: number };
+
+/** Wake-ups are bounded: after this many batches we yield to the event loop (timers, messages). */
+const MAX_BATCHES_PER_WAKE = 64;
+const TICK_MS = 250;
+/** Hold budget safety net for stages without their own timer (ms). */
+const MAX_HOLD_MS = 1500;
+/** Internal faults are reported to the main thread at most this often (ms): a bug must not flood the log. */
+const FAULT_REPORT_INTERVAL_MS = 1000;
+
+function main(): void {
+  const init = workerData as WorkerInit;
+  const port = parentPort;
+  if (port === null) throw new Error('worker-main must run in a worker thread');
+  const native = loadNative();
+  const s = init.settings;
+  const counters = init.counters;
+  const flows = new FlowTable({
+    maxFlows: Math.max(16, Math.ceil(s.maxFlows / s.workers)),
+    tcpIdleMs: s.flowIdleTcpS * 1000,
+    otherIdleMs: s.flowIdleOtherS * 1000,
+  });
+  const onLog = (event: unknown): void => port.postMessage({ type: 'log', index: init.index, event } satisfies WorkerReport);
+  let chain = buildChain(init.policy, onLog);
+  const engine = new PacketEngine({
+    settings: s,
+    counters,
+    flows,
+    stages: chain.stages,
+    probeNonce: Buffer.from(init.probeNonce),
+    rejectBuilder: chain.rejectBuilder,
+  });
+  counters[COUNTER.POLICY_GENERATION] = init.policy.generation;
+
+  const batch = s.batchSize;
+  const rxBuf = Buffer.alloc(batch * SLOT_BYTES);
+  const meta = createRecvArrays(batch);
+  const stats = new Float64Array(1);
+  const useRaw = s.returnMode === 'raw';
+  let lastFaultReport = 0;
+
+  const flush = (buf: Buffer, list: SendList): void => {
+    if (list.count === 0) return;
+    let sent: number;
+    try {
+      sent = useRaw ? native.sendRawBatch(init.rawFd, buf, list, list.count) : native.sendUdpBatch(init.fd, buf, list, list.count);
+    } catch (err) {
+      sent = 0;
+      fault(err);
+    }
+    let bytes = 0;
+    for (let i = 0; i < sent; i++) bytes += list.lens[i] as number;
+    bump(counters, COUNTER.TX_PACKETS, sent);
+    bump(counters, COUNTER.TX_BYTES, bytes);
+    bump(counters, COUNTER.SEND_FAILED, list.count - sent);
+    list.count = 0;
+  };
+
+  const fault = (err: unknown): void => {
+    bump(counters, COUNTER.INTERNAL_FAULTS);
+    const now = performance.now();
+    if (now - lastFaultReport < FAULT_REPORT_INTERVAL_MS) return;
+    lastFaultReport = now;
+    const e = err instanceof Error ? err : new Error(String(err));
+    port.postMessage({ type: 'fault', index: init.index, message: e.message, stack: e.stack } satisfies WorkerReport);
+  };
+
+  const drain = (): void => {
+    for (let b = 0; b < MAX_BATCHES_PER_WAKE; b++) {
+      let n: number;
+      try {
+        n = native.recvBatch(init.fd, rxBuf, SLOT_BYTES, HEADROOM_BYTES, batch, meta, stats);
+      } catch (err) {
+        fault(err);
+        return;
+      }
+      if (stats[0] !== 0) {
+        bump(counters, COUNTER.KERNEL_RX_DROPS, stats[0] as number);
+        stats[0] = 0;
+      }
+      if (n === 0) return;
+      try {
+        engine.processBatch(rxBuf, SLOT_BYTES, n, meta, performance.now());
+      } catch (err) {
+        engine.rxSend.count = 0;
+        fault(err);
+      }
+      flush(engine.txBuf, engine.txSend);
+      flush(rxBuf, engine.rxSend);
+      if (n < batch) return;
+    }
+  };
+
+  let poll: PollHandle | undefined = native.poll(init.fd, drain);
+  const timer = setInterval(() => {
+    const now = performance.now();
+    counters[COUNTER.HEARTBEAT_MS] = performance.timeOrigin + now;
+    try {
+      engine.tick(now, MAX_HOLD_MS);
+    } catch (err) {
+      fault(err);
+    }
+    flush(engine.txBuf, engine.txSend);
+  }, TICK_MS);
+  counters[COUNTER.HEARTBEAT_MS] = performance.timeOrigin + performance.now();
+
+  port.on('message', (msg: WorkerMessage) => {
+    if (msg.type === 'policy') {
+      // Compiled completely before the swap; the swap happens between two batches (we are on the same thread).
+      try {
+        const next = buildChain(msg.policy, onLog);
+        chain = next;
+        engine.setStages(next.stages);
+        counters[COUNTER.POLICY_GENERATION] = msg.policy.generation;
+        port.postMessage({ type: 'policy-applied', index: init.index, generation: msg.policy.generation } satisfies WorkerReport);
+      } catch (err) {
+        fault(err);
+      }
+    } else if (msg.type === 'stop') {
+      // Stop receiving, send what is pending, leave.
+      poll?.close();
+      poll = undefined;
+      clearInterval(timer);
+      flush(engine.txBuf, engine.txSend);
+      port.postMessage({ type: 'stopped', index: init.index } satisfies WorkerReport);
+      port.close();
+    }
+  });
+  port.postMessage({ type: 'ready', index: init.index } satisfies WorkerReport);
+}
+
+main();

@@ -1,0 +1,87 @@
+/**
+ * Packets held while a stage decides their flow (DESIGN.md §3: in block mode no byte covered by a blocking
+ * verdict reaches its destination, so the bytes wait here). Each held packet is a copy of the whole GENEVE
+ * datagram plus the outer addressing needed to send it later.
+ *
+ * Bounded twice: `maxBytes` across the worker (the memcap; the caller applies the --on-memcap exception policy
+ * when a hold is refused) and `maxPacketsPerFlow`. Keyed by flow index (numeric Map keys: no string keys).
+ */
+export interface HeldPacket {
+  readonly data: Buffer;
+  readonly localAddr: number;
+  readonly gwlbAddr: number;
+  readonly gwlbPort: number;
+}
+
+interface HeldFlow {
+  packets: HeldPacket[];
+  bytes: number;
+  /** Monotonic ms when the first packet of this hold was taken. */
+  sinceMs: number;
+  /** Index in the chain of the stage that asked for the hold. */
+  stage: number;
+}
+
+export const HOLD_REFUSED = {
+  OK: 0,
+  MEMCAP: 1,
+  FLOW_LIMIT: 2,
+} as const;
+
+export class HoldStore {
+  readonly maxBytes: number;
+  readonly maxPacketsPerFlow: number;
+  private readonly flows = new Map<number, HeldFlow>();
+  bytes = 0;
+  packets = 0;
+
+  constructor(maxBytes: number, maxPacketsPerFlow: number) {
+    this.maxBytes = maxBytes;
+    this.maxPacketsPerFlow = maxPacketsPerFlow;
+  }
+
+  has(flow: number): boolean {
+    return this.flows.has(flow);
+  }
+
+  /** Copies buf[off, off+len) into the flow's hold. Returns a HOLD_REFUSED code. */
+  hold(flow: number, stage: number, buf: Buffer, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number, nowMs: number): number {
+    if (this.bytes + len > this.maxBytes) return HOLD_REFUSED.MEMCAP;
+    let held = this.flows.get(flow);
+    if (held === undefined) {
+      held = { packets: [], bytes: 0, sinceMs: nowMs, stage };
+      this.flows.set(flow, held);
+    } else if (held.packets.length >= this.maxPacketsPerFlow) {
+      return HOLD_REFUSED.FLOW_LIMIT;
+    }
+    const data = Buffer.allocUnsafe(len);
+    buf.copy(data, 0, off, off + len);
+    held.packets.push({ data, localAddr, gwlbAddr, gwlbPort });
+    held.bytes += len;
+    this.bytes += len;
+    this.packets++;
+    return HOLD_REFUSED.OK;
+  }
+
+  /** Removes and returns the flow's held packets in arrival order (empty when none). */
+  take(flow: number): HeldPacket[] {
+    const held = this.flows.get(flow);
+    if (held === undefined) return EMPTY;
+    this.flows.delete(flow);
+    this.bytes -= held.bytes;
+    this.packets -= held.packets.length;
+    return held.packets;
+  }
+
+  /** Flows whose hold started at or before `deadlineMs`, with the stage that holds them. */
+  expired(deadlineMs: number, out: { flow: number; stage: number }[]): void {
+    out.length = 0;
+    for (const [flow, held] of this.flows) if (held.sinceMs <= deadlineMs) out.push({ flow, stage: held.stage });
+  }
+
+  get flowCount(): number {
+    return this.flows.size;
+  }
+}
+
+const EMPTY: HeldPacket[] = [];
