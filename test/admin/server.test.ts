@@ -1,0 +1,44 @@
+/**
+ * /healthz decision rules: 503 with the reason whenever a worker is not running or its data-path self-test
+ * has not succeeded recently, or no policy is loaded. (The 200 path is exercised end to end against the real
+ * appliance in test/dataplane/appliance.test.ts.)
+ */
+import t from 'tap';
+import { evaluateHealth, startAdminServer, type HealthSources } from '../../src/admin/server.js';
+import type { Supervisor } from '../../src/dataplane/supervisor.js';
+import type { SelfTest } from '../../src/admin/self-test.js';
+
+function sources(o: { alive: boolean[]; lastOk: number[]; policy?: boolean }): HealthSources {
+  const supervisor = { workerCount: o.alive.length, workerAlive: (i: number) => o.alive[i] === true, stats: () => ({ rx_packets: 5, drops: { geneve_too_short: 2 }, workers: [] }) } as unknown as Supervisor;
+  const selfTest = { lastOkMs: o.lastOk, sent: 1, received: 1, mismatched: 0 } as unknown as SelfTest;
+  return { supervisor, selfTest, healthMaxAgeMs: 3000, policyLoaded: () => o.policy ?? true };
+}
+
+t.test('healthy only when every worker runs and passed its self-test recently', async (t) => {
+  const now = Date.now();
+  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, reasons: [] });
+  const stale = evaluateHealth(sources({ alive: [true, true], lastOk: [now, now - 10_000] }));
+  t.equal(stale.healthy, false);
+  t.match(stale.reasons[0], /worker 1 data-path self-test failed/);
+  const dead = evaluateHealth(sources({ alive: [false, true], lastOk: [now, now] }));
+  t.match(dead.reasons, [/worker 0 not running/]);
+  const never = evaluateHealth(sources({ alive: [true], lastOk: [0] }));
+  t.match(never.reasons[0], /last success never/);
+  t.match(evaluateHealth(sources({ alive: [true], lastOk: [now], policy: false })).reasons, ['no policy loaded']);
+});
+
+t.test('the admin server answers 503 with reasons, serves Prometheus text, and 404s unknown paths', async (t) => {
+  const server = await startAdminServer('127.0.0.1', 0, sources({ alive: [true], lastOk: [0] }));
+  t.teardown(() => server.close());
+  const addr = server.address() as { port: number };
+  const base = `http://127.0.0.1:${addr.port}`;
+  const h = await fetch(`${base}/healthz`);
+  t.equal(h.status, 503);
+  t.match(await h.json(), { status: 'unhealthy', reasons: [/self-test/] });
+  const m = await fetch(`${base}/metrics`);
+  const text = await m.text();
+  t.match(text, /gwlb_inspector_rx_packets 5/);
+  t.match(text, /gwlb_inspector_drops\{reason="geneve_too_short"\} 2/);
+  t.equal((await fetch(`${base}/nope`)).status, 404);
+  t.equal((await fetch(`${base}/healthz`, { method: 'POST', body: 'x' })).status, 405);
+});
