@@ -58,8 +58,14 @@ export function createRecvArrays(capacity: number): RecvBatchArrays {
   };
 }
 
-/** Builds what a reject sends into `out` at `off`; returns bytes written (0 when nothing to send). */
-export type RejectBuilder = (pkt: InnerPacket, buf: Buffer, toClient: boolean, out: Buffer, off: number) => number;
+/**
+ * Builds what a reject sends (TCP RST, ICMP unreachable) toward the sender of `pkt` or toward its receiver into
+ * `out` at `off`; returns bytes written (0 when nothing may be sent that way).
+ */
+export type RejectBuilder = (pkt: InnerPacket, buf: Buffer, towardSender: boolean, out: Buffer, off: number) => number;
+
+/** Hold time for stages that do not state their own budget (ms). */
+export const DEFAULT_HOLD_BUDGET_MS = 1500;
 
 export interface EngineOptions {
   settings: Settings;
@@ -126,6 +132,8 @@ export class PacketEngine {
       prev?.(flow);
     };
   }
+
+  private readonly holdBudgetOf = (stage: number): number => this.stages[stage]?.holdBudgetMs ?? DEFAULT_HOLD_BUDGET_MS;
 
   /** Atomic swap of the chain between packets (policy reload). */
   setStages(stages: Stage[]): void {
@@ -322,6 +330,7 @@ export class PacketEngine {
         return;
       }
       const hlen = flows.copyHeader(flow, this.txBuf, off);
+      // k = 0: toward the sender of this packet; k = 1: toward its receiver (reject answers both ends).
       const n = build(this.pkt, buf, k === 0, this.txBuf, off + hlen);
       if (n === 0) continue;
       this.queue(this.txSend, off, hlen + n, flows.localAddrOf(flow), flows.gwlbAddrOf(flow), flows.gwlbPortOf(flow), GENEVE_PORT);
@@ -330,11 +339,11 @@ export class PacketEngine {
   }
 
   /** Timer work: flow expiry (bounded), hold budgets, gauges. Fills txSend with anything released. */
-  tick(nowMs: number, maxHoldMs: number): void {
+  tick(nowMs: number): void {
     const c = this.counters;
     const expired = this.flows.expire(nowMs, 100_000);
     bump(c, COUNTER.FLOW_EXPIRATIONS, expired);
-    this.holds.expired(nowMs - maxHoldMs, HOLD_CHECK);
+    this.holds.expired(nowMs, this.holdBudgetOf, HOLD_CHECK);
     for (const { flow, stage } of HOLD_CHECK) {
       const s = this.stages[stage];
       const action = s?.onHoldExpired !== undefined ? s.onHoldExpired(flow) : ACTION.DROP;

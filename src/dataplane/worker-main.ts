@@ -12,7 +12,7 @@ import { loadNative, type PollHandle } from './native.js';
 import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays, type SendList } from './engine.js';
 import { COUNTER, bump } from './counters.js';
 import { FlowTable } from '../flow/table.js';
-import { buildChain, type ChainFactoryInput } from '../pipeline/chain.js';
+import { Chain, type ChainFactoryInput } from '../pipeline/chain.js';
 import type { Settings } from '../config/settings.js';
 
 export interface WorkerInit {
@@ -39,8 +39,6 @@ export type WorkerReport =
 /** Wake-ups are bounded: after this many batches we yield to the event loop (timers, messages). */
 const MAX_BATCHES_PER_WAKE = 64;
 const TICK_MS = 250;
-/** Hold budget safety net for stages without their own timer (ms). */
-const MAX_HOLD_MS = 1500;
 /** Internal faults are reported to the main thread at most this often (ms): a bug must not flood the log. */
 const FAULT_REPORT_INTERVAL_MS = 1000;
 
@@ -57,7 +55,7 @@ function main(): void {
     otherIdleMs: s.flowIdleOtherS * 1000,
   });
   const onLog = (event: unknown): void => port.postMessage({ type: 'log', index: init.index, event } satisfies WorkerReport);
-  let chain = buildChain(init.policy, onLog);
+  const chain = new Chain(init.policy, onLog);
   const engine = new PacketEngine({
     settings: s,
     counters,
@@ -132,7 +130,7 @@ function main(): void {
     const now = performance.now();
     counters[COUNTER.HEARTBEAT_MS] = performance.timeOrigin + now;
     try {
-      engine.tick(now, MAX_HOLD_MS);
+      engine.tick(now);
     } catch (err) {
       fault(err);
     }
@@ -144,9 +142,8 @@ function main(): void {
     if (msg.type === 'policy') {
       // Compiled completely before the swap; the swap happens between two batches (we are on the same thread).
       try {
-        const next = buildChain(msg.policy, onLog);
-        chain = next;
-        engine.setStages(next.stages);
+        chain.apply(msg.policy);
+        engine.setStages(chain.stages);
         counters[COUNTER.POLICY_GENERATION] = msg.policy.generation;
         port.postMessage({ type: 'policy-applied', index: init.index, generation: msg.policy.generation } satisfies WorkerReport);
       } catch (err) {

@@ -73,10 +73,10 @@ export class HoldStore {
     return held.packets;
   }
 
-  /** Flows whose hold started at or before `deadlineMs`, with the stage that holds them. */
-  expired(deadlineMs: number, out: { flow: number; stage: number }[]): void {
+  /** Flows held longer than their holding stage's budget at `nowMs`, with that stage. */
+  expired(nowMs: number, budgetMs: (stage: number) => number, out: { flow: number; stage: number }[]): void {
     out.length = 0;
-    for (const [flow, held] of this.flows) if (held.sinceMs <= deadlineMs) out.push({ flow, stage: held.stage });
+    for (const [flow, held] of this.flows) if (nowMs - held.sinceMs >= budgetMs(held.stage)) out.push({ flow, stage: held.stage });
   }
 
   get flowCount(): number {

@@ -85,6 +85,8 @@ export interface PacketContext {
 
 export interface Stage {
   readonly name: string;
+  /** How long this stage may hold a flow's packets before onHoldExpired decides, ms (default 1500). */
+  readonly holdBudgetMs?: number;
   onPacket(ctx: PacketContext): StageResult;
   /**
    * This stage returned HOLD for the flow and its hold budget (bytes or milliseconds, per policy) ran out:

@@ -31,7 +31,7 @@ let rawFd = -1;
 let rawPoll: { close(): void } | undefined;
 
 t.before(async () => {
-  app = await startAppliance(['--listen', APPLIANCE, '--port', String(port), '--admin-listen', '127.0.0.1:0', '--workers', '2', '--health-interval-ms', '100', '--policy', process.env['GWI_TEST_POLICY'] ?? 'policies/default.yaml']);
+  app = await startAppliance(['--listen', APPLIANCE, '--port', String(port), '--admin-listen', '127.0.0.1:0', '--workers', '2', '--health-interval-ms', '100', '--policy', 'policies/default.yaml']);
   returnsSock.on('message', (msg, rinfo) => {
     const key = msg.toString('hex');
     const seen = returns.get(key);
