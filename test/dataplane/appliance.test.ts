@@ -7,6 +7,7 @@
 import t from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { encodeGeneve, encodeGeneveOption } from '../../src/geneve/codec.js';
 import { buildIPv4Udp, buildIPv4Tcp, buildIPv6Udp } from '../../src/packet/build.js';
 import { ipv4ToU32 } from '../../src/packet/address.js';
@@ -226,6 +227,27 @@ t.test('/healthz answers 200 to many probes per second; /stats shows per-worker 
   const st = await stats();
   t.equal((st['workers'] as unknown[]).length, 2);
   t.ok((st['flows_active'] as number) > 0, 'flows are tracked');
+});
+
+t.test('health probes end with a FIN, never a reset: HTTP with Connection: close, and a bare TCP connect-close', async (t) => {
+  const { hostname, port: adminPort } = new URL(app.adminUrl);
+  const http = await new Promise<{ data: string; reset: boolean }>((resolve) => {
+    const sock = connect(Number(adminPort), hostname, () => sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let data = '';
+    let reset = false;
+    sock.setEncoding('utf8').on('data', (d: string) => (data += d));
+    sock.on('error', (e: NodeJS.ErrnoException) => (reset = e.code === 'ECONNRESET'));
+    sock.on('close', () => resolve({ data, reset }));
+  });
+  t.match(http.data, /^HTTP\/1\.1 200 /);
+  t.equal(http.reset, false, 'the server closed with FIN');
+  const bare = await new Promise<boolean>((resolve) => {
+    const sock = connect(Number(adminPort), hostname, () => sock.end());
+    let reset = false;
+    sock.on('error', (e: NodeJS.ErrnoException) => (reset = e.code === 'ECONNRESET'));
+    sock.on('close', () => resolve(reset));
+  });
+  t.equal(bare, false, 'a TCP health check (connect, close) sees no reset');
 });
 
 t.test('SIGTERM stops the appliance with exit code 0', async (t) => {
