@@ -34,6 +34,7 @@ import {
   type LabNamespaces,
   type RunOptions,
   type RunResult,
+  alive,
 } from './netns.js';
 
 /** Where lab state (config, logs, control socket) lives unless told otherwise. */
@@ -116,14 +117,6 @@ export function projectRoot(): string {
   throw new LabError('LAB_NO_ROOT', `cannot find package.json above ${fileURLToPath(import.meta.url)}`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function tail(file: string, lines = 30): string {
   try {

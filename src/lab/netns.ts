@@ -164,7 +164,8 @@ export async function namespacePids(ns: string): Promise<number[]> {
     .filter((n) => Number.isInteger(n) && n > 0 && n !== process.pid);
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this PID exists (signal 0 probes without delivering anything). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

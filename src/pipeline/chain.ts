@@ -5,7 +5,7 @@
  * before the swap. Stages are created once and keep their per-flow state across reloads; a reload swaps the
  * compiled policy inside them between two batches.
  */
-import { ACTION_NAMES, type Stage } from './stage.js';
+import type { Stage } from './stage.js';
 import { FirewallStage } from '../firewall/stage.js';
 import { compilePolicy } from '../policy/compile.js';
 import { writeReject } from '../packet/reject.js';
@@ -46,4 +46,3 @@ export class Chain {
   }
 }
 
-export { ACTION_NAMES };

@@ -6,6 +6,7 @@
  * Each parser returns either the parsed value or `{ error: message }`; the messages are written for the person
  * editing the policy, and say what a valid value looks like.
  */
+import { TCP_FLAG } from '../packet/types.js';
 import { formatIp, tryParseIp } from '../packet/address.js';
 
 export type Parsed<T> = T | { error: string };
@@ -206,16 +207,7 @@ export function parseProtocol(v: string | number): Parsed<number | 'any'> {
 // ---- TCP flags ---------------------------------------------------------------------------------------------
 
 /** RFC 9293 §3.1 control bits (plus ECE/CWR from RFC 3168). */
-export const TCP_FLAG_BITS: Readonly<Record<string, number>> = Object.freeze({
-  FIN: 0x01,
-  SYN: 0x02,
-  RST: 0x04,
-  PSH: 0x08,
-  ACK: 0x10,
-  URG: 0x20,
-  ECE: 0x40,
-  CWR: 0x80,
-});
+export const TCP_FLAG_BITS: Readonly<Record<string, number>> = TCP_FLAG;
 export const TCP_FLAG_NAMES = Object.keys(TCP_FLAG_BITS);
 
 // ---- domains -----------------------------------------------------------------------------------------------
