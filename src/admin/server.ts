@@ -52,6 +52,15 @@ function prometheus(stats: Record<string, unknown>): string {
     lines.push('# TYPE gwlb_inspector_drops counter');
     for (const [reason, v] of Object.entries(drops as Record<string, number>)) lines.push(`gwlb_inspector_drops{reason="${reason}"} ${v}`);
   }
+  const stages = stats['stages'];
+  if (stages !== null && typeof stages === 'object') {
+    for (const [stage, counters] of Object.entries(stages as Record<string, Record<string, number>>)) {
+      for (const [k, v] of Object.entries(counters)) {
+        const name = `gwlb_inspector_${stage}_${k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())}`;
+        lines.push(`# TYPE ${name} counter`, `${name} ${v}`);
+      }
+    }
+  }
   return lines.join('\n') + '\n';
 }
 

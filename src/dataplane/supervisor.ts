@@ -27,6 +27,8 @@ interface WorkerSlot {
   ready: boolean;
   restarts: number;
   stopping: boolean;
+  /** Latest per-stage counters the worker posted (about once a second). */
+  stageStats: Record<string, Record<string, number>>;
 }
 
 export class Supervisor {
@@ -58,7 +60,7 @@ export class Supervisor {
     const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes);
     for (let i = 0; i < fds.length; i++) {
       const rawFd = s.returnMode === 'raw' ? this.native.openRawSend(s.socketBufferBytes) : -1;
-      this.slots.push({ index: i, fd: fds[i] as number, rawFd, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false });
+      this.slots.push({ index: i, fd: fds[i] as number, rawFd, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });
     }
     await Promise.all(this.slots.map((slot) => this.spawn(slot)));
   }
@@ -87,6 +89,8 @@ export class Supervisor {
           }
         } else if (msg.type === 'fault') {
           this.log.error('worker_fault', { worker: msg.index, message: msg.message, stack: msg.stack });
+        } else if (msg.type === 'stage-stats') {
+          slot.stageStats = msg.stages;
         } else if (msg.type === 'log') {
           this.onVerdictLog?.(msg.event);
         } else if (msg.type === 'policy-applied') {
@@ -134,14 +138,19 @@ export class Supervisor {
   stats(): Record<string, unknown> {
     const total: Record<string, number> = {};
     const drops: Record<string, number> = {};
+    const stages: Record<string, Record<string, number>> = {};
     const workers = this.slots.map((slot) => {
+      for (const [stage, counters] of Object.entries(slot.stageStats)) {
+        const sum = (stages[stage] ??= {});
+        for (const [k, v] of Object.entries(counters)) sum[k] = (sum[k] ?? 0) + v;
+      }
       const named = namedCounters(slot.counters);
       const d = dropReasons(slot.counters);
       for (const [k, v] of Object.entries(named)) if (k !== 'heartbeat_ms' && k !== 'policy_generation') total[k] = (total[k] ?? 0) + v;
       for (const [k, v] of Object.entries(d)) drops[k] = (drops[k] ?? 0) + v;
-      return { index: slot.index, alive: slot.ready, restarts: slot.restarts, ...named, drops: d };
+      return { index: slot.index, alive: slot.ready, restarts: slot.restarts, ...named, drops: d, stages: slot.stageStats };
     });
-    return { ...total, drops, workers };
+    return { ...total, drops, stages, workers };
   }
 
   /** Stop receiving, let workers flush, exit. Resolves when all workers stopped or the grace ran out. */

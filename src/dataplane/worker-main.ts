@@ -34,11 +34,14 @@ export type WorkerReport =
   | { type: 'policy-applied'; index: number; generation: number }
   | { type: 'fault'; index: number; message: string; stack: string | undefined }
   | { type: 'log'; index: number; event: unknown }
+  | { type: 'stage-stats'; index: number; stages: Record<string, Record<string, number>> }
   | { type: 'stopped'; index: number };
 
 /** Wake-ups are bounded: after this many batches we yield to the event loop (timers, messages). */
 const MAX_BATCHES_PER_WAKE = 64;
 const TICK_MS = 250;
+/** Stage counters are posted to the main thread every this many ticks (1 s). */
+const STAGE_STATS_EVERY_TICKS = 4;
 /** Internal faults are reported to the main thread at most this often (ms): a bug must not flood the log. */
 const FAULT_REPORT_INTERVAL_MS = 1000;
 
@@ -126,7 +129,13 @@ function main(): void {
   };
 
   let poll: PollHandle | undefined = native.poll(init.fd, drain);
+  let ticks = 0;
   const timer = setInterval(() => {
+    if (++ticks % STAGE_STATS_EVERY_TICKS === 0) {
+      const stages: Record<string, Record<string, number>> = {};
+      for (const stage of chain.stages) if (stage.counters !== undefined) stages[stage.name] = { ...stage.counters };
+      port.postMessage({ type: 'stage-stats', index: init.index, stages } satisfies WorkerReport);
+    }
     const now = performance.now();
     counters[COUNTER.HEARTBEAT_MS] = performance.timeOrigin + now;
     try {

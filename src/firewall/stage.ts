@@ -32,7 +32,8 @@ import { LogLimiter, REASON, type FirewallLogEvent, type LogHook, type Reason } 
 import { createFlowView, type FlowView } from './rule-index.js';
 import { fromClient, MIDSTREAM, PHASE_MASK, TCP_EVENT, TCP_PHASE, track } from './tcp-state.js';
 
-export interface FirewallCounters {
+// A type alias (not an interface) so it satisfies Stage.counters' index signature.
+export type FirewallCounters = {
   /** Flows decided by evaluating the rules (including after a name was read). */
   decisions: number;
   ruleDecisions: number;
@@ -53,7 +54,7 @@ export interface FirewallCounters {
   reevaluated: number;
   logsEmitted: number;
   logsSuppressed: number;
-}
+};
 
 function createCounters(): FirewallCounters {
   return {

@@ -85,6 +85,8 @@ export interface PacketContext {
 
 export interface Stage {
   readonly name: string;
+  /** The stage's own counters (exceptions, decisions), shown under `stages` in /stats and /metrics. */
+  readonly counters?: Readonly<Record<string, number>>;
   /** How long this stage may hold a flow's packets before onHoldExpired decides, ms (default 1500). */
   readonly holdBudgetMs?: number;
   onPacket(ctx: PacketContext): StageResult;

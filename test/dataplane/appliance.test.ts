@@ -227,6 +227,9 @@ t.test('/healthz answers 200 to many probes per second; /stats shows per-worker 
   const st = await stats();
   t.equal((st['workers'] as unknown[]).length, 2);
   t.ok((st['flows_active'] as number) > 0, 'flows are tracked');
+  await waitFor(async () => typeof ((await stats())['stages'] as Record<string, unknown>)['firewall'] === 'object', 3000, 'stage counters');
+  const fw = ((await stats())['stages'] as Record<string, Record<string, number>>)['firewall']!;
+  t.ok(fw['decisions']! > 0, 'firewall stage counters are aggregated from the workers');
 });
 
 t.test('health probes end with a FIN, never a reset: HTTP with Connection: close, and a bare TCP connect-close', async (t) => {
