@@ -13,7 +13,7 @@ const USAGE = `gwlb-inspector — inline inspection appliance behind an AWS Gate
 Usage:
   gwlb-inspector run [options]            receive GENEVE from GWLB, inspect, return allowed traffic
   gwlb-inspector validate FILE...         check policy files; errors as file:line:column
-  gwlb-inspector explain --policy FILE tcp 10.0.0.1:1234 -> 10.0.0.2:443 [--sni NAME] [--host NAME] [--endpoint vpce-...]
+  gwlb-inspector explain --policy FILE tcp 10.0.0.1:1234 10.0.0.2:443 [--sni NAME] [--host NAME] [--endpoint vpce-...]
                                           show which rule decides a flow and why
   gwlb-inspector lab up|down|status       a GWLB emulator with client and server namespaces on this machine
   gwlb-inspector --help | --version
