@@ -76,6 +76,8 @@ export interface EngineOptions {
   /** Capacity of the originated/released send list (tx buffer slots). */
   txSlots?: number;
   rejectBuilder?: RejectBuilder | undefined;
+  /** Sends and empties txSend; without it a full tx list counts further packets as send failures. */
+  flushTx?: () => void;
 }
 
 const HOLD_CHECK: { flow: number; stage: number }[] = [];
@@ -97,8 +99,8 @@ export class PacketEngine {
   private readonly nonce: Buffer;
   private readonly rejectBuilder: RejectBuilder | undefined;
   private readonly txSlots: number;
-  /** Set when txSend filled up mid-batch: the worker flushes and calls again. */
-  txOverflow = 0;
+  /** Sends txSend now (the worker's sendmmsg); called when the tx list fills up in the middle of a batch. */
+  private readonly flushTx: (() => void) | undefined;
 
   constructor(opts: EngineOptions) {
     this.settings = opts.settings;
@@ -107,6 +109,7 @@ export class PacketEngine {
     this.stages = opts.stages;
     this.nonce = opts.probeNonce;
     this.rejectBuilder = opts.rejectBuilder;
+    this.flushTx = opts.flushTx;
     this.holds = new HoldStore(opts.settings.maxHeldBytes, opts.settings.maxHeldPacketsPerFlow);
     this.rxSend = createSendList(opts.settings.batchSize);
     this.txSlots = opts.txSlots ?? 256;
@@ -291,11 +294,11 @@ export class PacketEngine {
     list.count = n + 1;
   }
 
-  /** Next free tx slot offset (payload start), or -1 when the tx list is full (counted as send failure). */
+  /** Next free tx slot offset (payload start); flushes a full list first; -1 only when it cannot be flushed. */
   private txSlot(): number {
     if (this.txSend.count >= this.txSlots) {
-      this.txOverflow++;
-      return -1;
+      this.flushTx?.();
+      if (this.txSend.count >= this.txSlots) return -1;
     }
     return this.txSend.count * SLOT_BYTES + HEADROOM_BYTES;
   }

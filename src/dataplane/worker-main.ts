@@ -59,13 +59,14 @@ function main(): void {
   });
   const onLog = (event: unknown): void => port.postMessage({ type: 'log', index: init.index, event } satisfies WorkerReport);
   const chain = new Chain(init.policy, onLog);
-  const engine = new PacketEngine({
+  const engine: PacketEngine = new PacketEngine({
     settings: s,
     counters,
     flows,
     stages: chain.stages,
     probeNonce: Buffer.from(init.probeNonce),
     rejectBuilder: chain.rejectBuilder,
+    flushTx: () => flush(engine.txBuf, engine.txSend),
   });
   counters[COUNTER.POLICY_GENERATION] = init.policy.generation;
 

@@ -230,3 +230,25 @@ t.test('a SYN on a closed TCP flow opens a new flow', async (t) => {
   t.equal(created, 2);
   t.equal(e.counters[COUNTER.FLOW_RENEWALS], 1);
 });
+
+t.test('a release larger than the tx list is flushed in parts, in order, with nothing lost', async (t) => {
+  const flushed: Buffer[] = [];
+  const e: PacketEngine = new PacketEngine({
+    settings: settings(),
+    counters: createCounters(),
+    flows: new FlowTable({ maxFlows: 64, tcpIdleMs: 350_000, otherIdleMs: 120_000 }),
+    stages: [new HoldingStage(5, 'continue')],
+    probeNonce: NONCE,
+    txSlots: 2,
+    flushTx: () => {
+      for (let i = 0; i < e.txSend.count; i++) flushed.push(Buffer.from(e.txBuf.subarray(e.txSend.offs[i]!, e.txSend.offs[i]! + e.txSend.lens[i]!)));
+      e.txSend.count = 0;
+    },
+  });
+  const packets = [1, 2, 3, 4, 5, 6].map((n) => udp(n));
+  const r = run(e, packets);
+  const txNow = r.tx;
+  t.same([...flushed, ...txNow], packets.slice(0, 5), 'all five held packets, in order');
+  t.same(r.rx, [packets[5]]);
+  t.equal(e.counters[COUNTER.SEND_FAILED], 0);
+});
