@@ -14,7 +14,7 @@ import type { Settings } from '../config/settings.js';
 
 export async function runAppliance(settings: Settings): Promise<number> {
   const log = createLogger(settings.logLevel);
-  const policy = new PolicyManager(settings.policy);
+  const policy = new PolicyManager(settings.policy, { reevaluate: settings.reevaluateOnReload });
   const first = policy.load();
   if (!first.ok) {
     for (const issue of sortIssues(first.issues)) process.stderr.write(formatIssue(issue) + '\n');

@@ -51,6 +51,9 @@ export const SETTINGS_SCHEMA = z.strictObject({
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
   onMemcap: z.enum(EXCEPTION_ACTIONS).default('drop').describe('Exception policy when the hold memcap is reached: drop or pass the packet.'),
+  reevaluateOnReload: z.stringbool().default(false).describe(
+    'After a successful policy reload, decide established flows again by the new policy (default: they keep their verdict).',
+  ),
   healthIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000).describe('Self-test probe interval, ms.'),
   healthMaxAgeMs: z.coerce.number().int().min(100).max(600_000).default(3500).describe('/healthz reports 503 when no self-test succeeded for a worker within this many ms.'),
   shutdownGraceMs: z.coerce.number().int().min(0).max(60_000).default(2000).describe('On SIGTERM: ms allowed for workers to flush before exit.'),

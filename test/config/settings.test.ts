@@ -19,6 +19,9 @@ t.test('flags win over environment variables, which win over defaults', async (t
   t.equal(s.maxFlows, 5000);
   t.equal(envName('maxHeldPacketsPerFlow'), 'GWLB_INSPECTOR_MAX_HELD_PACKETS_PER_FLOW');
   t.equal(flagName('maxHeldPacketsPerFlow'), 'max-held-packets-per-flow');
+  t.equal(resolveSettings({}, {}).reevaluateOnReload, false, 'decided flows keep their verdict by default');
+  t.equal(resolveSettings({ reevaluateOnReload: 'true' }, {}).reevaluateOnReload, true);
+  t.equal(resolveSettings({}, { GWLB_INSPECTOR_REEVALUATE_ON_RELOAD: '0' }).reevaluateOnReload, false);
 });
 
 t.test('invalid values are rejected naming the flag or variable that carried them', async (t) => {
