@@ -36,7 +36,7 @@ export function configurationMarkdown(): string {
     '| receive slot | 8640 bytes per datagram (8612 payload ≥ GWLB\'s 8568) | `SLOT_BYTES`, src/dataplane/engine.ts |',
     '| tx slots (released/originated packets per flush) | 256 | `txSlots`, src/dataplane/engine.ts |',
     '| batches per socket wake-up | 64 | `MAX_BATCHES_PER_WAKE`, src/dataplane/worker-main.ts |',
-    '| hold time before a stage\'s fail mode decides | 1500 ms | `MAX_HOLD_MS`, src/dataplane/worker-main.ts |',
+    '| hold time before a stage\'s fail mode decides | the stage\'s own budget (firewall: policy `settings.names.max_wait_ms`), else 1500 ms | `DEFAULT_HOLD_BUDGET_MS`, src/dataplane/engine.ts |',
     '| worker restart backoff | 100 ms doubling to 5 s | src/dataplane/supervisor.ts |',
     '| GENEVE header bytes kept per flow inline | 64 (longer ones in a bounded overflow store of 4096) | src/flow/table.ts |',
     '| closed TCP flow linger | 10 s | `FLOW_IDLE_CLOSED_MS`, src/flow/table.ts |',
