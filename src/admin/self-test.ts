@@ -20,7 +20,6 @@ const RECV_BYTES = 16 * 1024;
 
 export class SelfTest {
   readonly lastOkMs: number[];
-  readonly lastSentMs: number[];
   sent = 0;
   received = 0;
   mismatched = 0;
@@ -41,7 +40,6 @@ export class SelfTest {
     this.targetPort = port;
     this.fd = this.native.openUdp(this.targetAddr, 0, 1 << 20);
     this.lastOkMs = new Array<number>(workers).fill(0);
-    this.lastSentMs = new Array<number>(workers).fill(0);
     const src = ipv4ToU32(PROBE_SRC);
     for (let w = 0; w < workers; w++) this.probes.push(this.buildProbe(src, w, workers, nonce));
   }
@@ -68,13 +66,10 @@ export class SelfTest {
   }
 
   private round(): void {
-    const now = Date.now();
-    for (let w = 0; w < this.probes.length; w++) {
-      const p = this.probes[w] as Buffer;
+    for (const p of this.probes) {
       try {
         this.native.sendOne(this.fd, p, 0, p.length, this.targetAddr, this.targetPort);
         this.sent++;
-        this.lastSentMs[w] = now;
       } catch {
         // The data path is down if we cannot even send: lastOkMs ages out and /healthz says so.
       }

@@ -7,18 +7,13 @@
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { FLOW_IDLE_OTHER_MS, FLOW_IDLE_TCP_MS } from '../flow/table.js';
 
 export const ENV_PREFIX = 'GWLB_INSPECTOR_';
 
-/** GWLB's own idle timeouts (DESIGN.md §2): our flow state must outlive them. */
-export const FLOW_IDLE_TCP_S = 350;
-export const FLOW_IDLE_OTHER_S = 120;
-/**
- * GWLB carries inner packets up to 8500 bytes; with 68 bytes of overhead (outer IPv4 20 + UDP 8 + GENEVE 40) the
- * outer packet is 8568 bytes. We accept UDP payloads up to 8568 bytes (more than GWLB can send, so a header with
- * extra options still fits) and never emit a larger one.
- */
-export const MAX_DATAGRAM_BYTES = 8568;
+/** GWLB's own idle timeouts (DESIGN.md §2), defined once in the flow table: our flow state must outlive them. */
+export const FLOW_IDLE_TCP_S = FLOW_IDLE_TCP_MS / 1000;
+export const FLOW_IDLE_OTHER_S = FLOW_IDLE_OTHER_MS / 1000;
 
 const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.0.0.5');
 const hostPort = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$/, 'ADDR:PORT with an IPv4 address, like 0.0.0.0:8080');
@@ -61,7 +56,6 @@ export const SETTINGS_SCHEMA = z.strictObject({
 });
 
 export type Settings = Readonly<z.infer<typeof SETTINGS_SCHEMA>>;
-export type SettingName = keyof z.infer<typeof SETTINGS_SCHEMA>;
 
 export function flagName(name: string): string {
   return name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());

@@ -16,7 +16,7 @@ export const COUNTER = {
   RX_BATCHES: 4,
   /** Datagrams the kernel dropped because our socket buffer was full (SO_RXQ_OVFL). */
   KERNEL_RX_DROPS: 5,
-  /** Datagrams larger than the receive slot (more than MAX_DATAGRAM_BYTES): dropped. */
+  /** Datagrams larger than the receive slot (SLOT_BYTES in engine.ts): dropped. */
   TRUNCATED: 6,
   /** Packets we could not hand to the kernel (ENOBUFS/EAGAIN or an error on send). */
   SEND_FAILED: 7,
@@ -64,15 +64,11 @@ export function createCounters(): Float64Array {
   return new Float64Array(new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT));
 }
 
-function snake(name: string): string {
-  return name.toLowerCase();
-}
-
 /** Drop reasons with their counts (zero ones included, so dashboards see every reason). */
 export function dropReasons(c: Float64Array): Record<string, number> {
   const out: Record<string, number> = {};
-  for (let i = 1; i < GENEVE_ANOMALY_NAMES.length; i++) out[`geneve_${snake(GENEVE_ANOMALY_NAMES[i] as string)}`] = c[GENEVE_ANOMALY_BASE + i] as number;
-  for (let i = 1; i < PACKET_ANOMALY_NAMES.length; i++) out[`inner_${snake(PACKET_ANOMALY_NAMES[i] as string)}`] = c[INNER_ANOMALY_BASE + i] as number;
+  for (let i = 1; i < GENEVE_ANOMALY_NAMES.length; i++) out[`geneve_${(GENEVE_ANOMALY_NAMES[i] as string).toLowerCase()}`] = c[GENEVE_ANOMALY_BASE + i] as number;
+  for (let i = 1; i < PACKET_ANOMALY_NAMES.length; i++) out[`inner_${(PACKET_ANOMALY_NAMES[i] as string).toLowerCase()}`] = c[INNER_ANOMALY_BASE + i] as number;
   out['truncated_datagram'] = c[COUNTER.TRUNCATED] as number;
   out['kernel_rx_queue_full'] = c[COUNTER.KERNEL_RX_DROPS] as number;
   out['send_failed'] = c[COUNTER.SEND_FAILED] as number;

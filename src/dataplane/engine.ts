@@ -11,7 +11,7 @@
  * receive the outer IPv4 + UDP header on the return path, so allowed packets go back out of the very slot they
  * came in (the GENEVE header bytes are re-sent exactly as received, DESIGN.md §2).
  */
-import { decodeGeneve, GENEVE_PORT } from '../geneve/codec.js';
+import { decodeGeneve, GENEVE_PORT, GWLB_MAX_DATAGRAM_BYTES } from '../geneve/codec.js';
 import { createGeneveHeader, type GeneveHeader } from '../geneve/types.js';
 import { decodeInner } from '../packet/decode.js';
 import { createInnerPacket, IP_PROTO, TCP_FLAG, type InnerPacket } from '../packet/types.js';
@@ -24,9 +24,11 @@ import type { Settings } from '../config/settings.js';
 
 /** Outer IPv4 (20) + UDP (8) header written in front of each payload by the raw return path. */
 export const HEADROOM_BYTES = 28;
-/** Receive slot: headroom + the largest datagram we accept, rounded up to a 64-byte multiple. */
-export const SLOT_BYTES = 8640;
-export const MAX_DATAGRAM_PAYLOAD = SLOT_BYTES - HEADROOM_BYTES; // 8612 ≥ 8568 (DESIGN.md §2)
+/**
+ * Receive slot: headroom + the largest outer packet GWLB sends (8568 bytes, DESIGN.md §2), rounded up to a
+ * 64-byte multiple: 8640 bytes, so UDP payloads up to 8612 bytes fit (a header with extra options too).
+ */
+export const SLOT_BYTES = Math.ceil((HEADROOM_BYTES + GWLB_MAX_DATAGRAM_BYTES) / 64) * 64;
 
 /** Self-test probe (health): inner IPv4 UDP to this port carrying the 16-byte per-process nonce. */
 export const PROBE_PORT = 7;

@@ -34,7 +34,6 @@ interface WorkerSlot {
 export class Supervisor {
   readonly settings: Settings;
   readonly probeNonce: Buffer = randomBytes(PROBE_NONCE_BYTES);
-  readonly startedAtMs = Date.now();
   private readonly native: NativeNet;
   private readonly slots: WorkerSlot[] = [];
   private readonly log: Logger;
@@ -122,10 +121,6 @@ export class Supervisor {
   applyPolicy(policy: ChainFactoryInput): void {
     this.policy = policy;
     for (const slot of this.slots) slot.worker?.postMessage({ type: 'policy', policy } satisfies WorkerMessage);
-  }
-
-  get policyGeneration(): number {
-    return this.policy.generation;
   }
 
   /** Per-worker liveness: ready and heartbeat younger than maxAgeMs. */

@@ -34,8 +34,7 @@ export type WorkerReport =
   | { type: 'policy-applied'; index: number; generation: number }
   | { type: 'fault'; index: number; message: string; stack: string | undefined }
   | { type: 'log'; index: number; event: unknown }
-  | { type: 'stage-stats'; index: number; stages: Record<string, Record<string, number>> }
-  | { type: 'stopped'; index: number };
+  | { type: 'stage-stats'; index: number; stages: Record<string, Record<string, number>> };
 
 /** Wake-ups are bounded: after this many batches we yield to the event loop (timers, messages). */
 const MAX_BATCHES_PER_WAKE = 64;
@@ -165,8 +164,7 @@ function main(): void {
       poll = undefined;
       clearInterval(timer);
       flush(engine.txBuf, engine.txSend);
-      port.postMessage({ type: 'stopped', index: init.index } satisfies WorkerReport);
-      port.close();
+      port.close(); // the main thread sees the worker's exit
     }
   });
   port.postMessage({ type: 'ready', index: init.index } satisfies WorkerReport);

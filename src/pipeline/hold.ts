@@ -79,9 +79,6 @@ export class HoldStore {
     for (const [flow, held] of this.flows) if (nowMs - held.sinceMs >= budgetMs(held.stage)) out.push({ flow, stage: held.stage });
   }
 
-  get flowCount(): number {
-    return this.flows.size;
-  }
 }
 
 const EMPTY: HeldPacket[] = [];
