@@ -3,10 +3,12 @@
 #   iproute2            ip netns / veth / policy routing for the lab
 #   curl iperf3 ncat    real clients and servers in the lab's namespaces
 #   iputils-ping        ICMP through the lab
+#   procps              ps and kill for inspecting lab processes by hand
 #   make g++ python3    the native addon (node-gyp) and the C bench tools
-#   tshark              independent dissection of our GENEVE fixtures in the codec tests
+#   tshark              independent dissection of our GENEVE fixtures in the codec tests (text2pcap comes with it)
+#   openssl             TLS clients and servers (SNI rules) in the firewall e2e tests
 set -euo pipefail
-PKGS=(iproute2 curl iperf3 ncat iputils-ping make g++ python3 procps tshark)
+PKGS=(iproute2 curl iperf3 ncat iputils-ping make g++ python3 procps tshark openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

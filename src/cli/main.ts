@@ -2,6 +2,8 @@
 /**
  * gwlb-inspector command line: run | validate | explain | lab.
  */
+// First: refuse an unsupported Node before any other module is evaluated (ES modules evaluate in import order).
+import './require-node.js';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { SETTINGS_SCHEMA, SettingsError, envName, flagName, resolveSettings } from '../config/settings.js';
