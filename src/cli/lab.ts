@@ -125,8 +125,8 @@ async function up(args: string[], out: (s: string) => void): Promise<number> {
       `  sudo ip netns exec ${ns.server} python3 -m http.server 8000 &`,
       `  sudo ip netns exec ${ns.client} curl -s http://${LAB_ADDR.server4}:8000/ | head`,
       `  sudo ip netns exec ${ns.client} ping -c 3 ${LAB_ADDR.server6}`,
-      `  sudo gwlb-inspector lab status${id === DEFAULT_ID ? '' : ` --id ${id}`}`,
-      `  sudo gwlb-inspector lab down${id === DEFAULT_ID ? '' : ` --id ${id}`}`,
+      `  npx gwlb-inspector lab status${id === DEFAULT_ID ? '' : ` --id ${id}`}`,
+      `  npx gwlb-inspector lab down${id === DEFAULT_ID ? '' : ` --id ${id}`}`,
     ].join('\n'),
   );
   return 0;
@@ -145,7 +145,7 @@ async function status(args: string[], out: (s: string) => void): Promise<number>
     counters = await lab.counters();
   } catch (err) {
     out(`lab ${id}: the emulator (pid ${lab.emulatorPid}) does not answer: ${err instanceof Error ? err.message : String(err)}`);
-    out(`clean up with: gwlb-inspector lab down${id === DEFAULT_ID ? '' : ` --id ${id}`}`);
+    out(`clean up with: npx gwlb-inspector lab down${id === DEFAULT_ID ? '' : ` --id ${id}`}`);
     return 1;
   }
   if (values.json === true) {
