@@ -1,33 +1,51 @@
 #!/usr/bin/env node
-// `npm run bench`: side-by-side figures on this machine, written to docs/benchmarks.md.
+// `npm run bench`: side-by-side measurements on this machine. Prints one JSON line per measurement and a summary
+// table; writes nothing tracked. `npm run bench -- --out FILE` also writes every result as one JSON document, from
+// which `node scripts/bench-doc.mjs FILE` regenerates docs/benchmarks.md (so a figure in the docs is one printed here).
 //
-// Data plane: the C load generator (bench/c/loadgen.c) plays GWLB from 127.0.0.2 and drives, in interleaved
-// rounds, (a) a minimal C recvmmsg/sendmmsg reflector, the ceiling, and (b) the appliance with one worker, each
-// pinned to core 0 with the generator on core 1. Figures are medians of the rounds and reported as ratios,
-// because absolute packets/s on a shared 2-core machine are noisy. Then a fixed-rate run below saturation checks
-// that the appliance loses nothing. Then the component benches (flow table memory, firewall decisions).
+// Method (the same for every comparison): the C load generator (bench/c/loadgen.c) plays GWLB from 127.0.0.2 on its
+// own core; the two things compared (the appliance and the C recvmmsg/sendmmsg reflector, or the appliance with and
+// without rules) each get the same other core, in rounds that alternate between them; figures are medians, with the
+// spread (min..max) of the rounds. Every run has a fixed duration; every process started here is stopped by PID.
 //
-// Bounded: every run has a fixed duration; every process started here is stopped by PID.
+// Options (flags or env): --rounds N (BENCH_ROUNDS, 3), --duration S (BENCH_DURATION_S, 3), --only a,b (sections:
+// passthrough, firewall, loss, memory, components), --out FILE.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { cpus, release, totalmem } from 'node:os';
-import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, release, totalmem, tmpdir } from 'node:os';
+import { existsSync, writeFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bench/bin');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
+const { values: opt } = parseArgs({
+  options: { rounds: { type: 'string' }, duration: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' } },
+});
+const ROUNDS = Number(opt.rounds ?? process.env.BENCH_ROUNDS ?? 3);
+const DURATION_S = Number(opt.duration ?? process.env.BENCH_DURATION_S ?? 3);
+const SECTIONS = new Set((opt.only ?? 'passthrough,firewall,loss,memory,components').split(','));
+/** The target (appliance or reflector) runs on TARGET_CPU, the load generator on GEN_CPU. */
+const TARGET_CPU = '0';
+const GEN_CPU = '1';
 const FLOWS = 4096;
 const SIZES = [64, 1400];
+const RULE_COUNTS = [10, 1000, 10_000];
+/** Offered new-connection rates (TCP SYNs of never-seen flows per second). */
+const NEW_FLOW_RATES = [10_000, 100_000];
+const MEMORY_FLOWS = 1_000_000;
 const GEN_ADDR = '127.0.0.2';
 const TARGET_ADDR = '127.0.0.1';
 const TMP = mkdtempSync(join(tmpdir(), 'gwi-bench-'));
+process.on('exit', () => rmSync(TMP, { recursive: true, force: true }));
 const PASS_POLICY = join(TMP, 'pass.yaml');
 writeFileSync(PASS_POLICY, 'version: 1\ndefault_action: pass\n');
-/** N CIDR drop rules that the generator's flows (UDP 10.x → 10.x) never match, then default pass: every rule is consulted. */
+
+/**
+ * N TCP drop rules (the protocol of the traffic) that the generated flows (10.0/10 → 10.64/10) never match, then
+ * default pass: each new flow consults the indexed rule set and falls through to the default.
+ */
 function rulesPolicy(n) {
   const file = join(TMP, `rules-${n}.yaml`);
   const rules = Array.from({ length: n }, (_, i) => `  - { name: r${i}, action: drop, proto: tcp, dst: 172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32, dst_ports: ${1 + (i % 60000)} }`);
@@ -37,8 +55,15 @@ function rulesPolicy(n) {
 
 execFileSync('make', ['-s', '-C', join(ROOT, 'bench/c')], { stdio: 'inherit' });
 
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
+const round3 = (x) => Math.round(x * 1000) / 1000;
+let nextPort = 30000 + Math.floor(Math.random() * 20000);
+const results = [];
+function emit(r) {
+  results.push(r);
+  console.log(JSON.stringify(r));
 }
 
 function runJson(cmd, args) {
@@ -63,142 +88,177 @@ async function stop(proc) {
 }
 
 async function startReflector(port) {
-  const p = spawn('taskset', ['-c', '0', join(BIN, 'reflector'), TARGET_ADDR, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const p = spawn('taskset', ['-c', TARGET_CPU, join(BIN, 'reflector'), TARGET_ADDR, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
   await sleep(200);
   return p;
 }
 
-async function startAppliance(port, policy = PASS_POLICY) {
-  const args = ['-c', '0', process.execPath, join(ROOT, 'dist/cli/main.js'), 'run', '--listen', TARGET_ADDR, '--port', String(port),
-    '--admin-listen', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn', '--policy', policy];
+/** The appliance, one worker, pinned with all its threads to TARGET_CPU; resolves once it logged "started". */
+async function startAppliance(port, policy = PASS_POLICY, extra = []) {
+  const args = ['-c', TARGET_CPU, process.execPath, join(ROOT, 'dist/cli/main.js'), 'run', '--listen', TARGET_ADDR, '--port', String(port),
+    '--admin-listen', '127.0.0.1:0', '--workers', '1', '--log-level', 'info', '--policy', policy, ...extra];
   const p = spawn('taskset', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  p.stderr.on('data', (d) => (err += d));
-  await sleep(policy === PASS_POLICY ? 1500 : 5000); // start (large policies compile for seconds); warm-up run below
-  if (p.exitCode !== null) throw new Error(`appliance exited: ${err}`);
+  const started = new Promise((resolve, reject) => {
+    p.stderr.on('data', (d) => {
+      err += d;
+      for (const line of err.split('\n')) {
+        if (!line.includes('"msg":"started"')) continue;
+        const rec = JSON.parse(line);
+        resolve(rec.stats ?? rec.admin);
+      }
+    });
+    p.on('exit', (code) => reject(new Error(`appliance exited ${code}: ${err}`)));
+  });
+  p.admin = await started;
   return p;
 }
 
-function loadgen(port, size, rate = 0, duration = DURATION_S) {
-  return runJson('taskset', ['-c', '1', join(BIN, 'loadgen'), '--target', `${TARGET_ADDR}:${port}`, '--bind', GEN_ADDR,
-    '--flows', String(FLOWS), '--size', String(size), '--rate', String(rate), '--duration', String(duration)]);
+async function stats(p) {
+  const res = await fetch(`http://${p.admin}/stats`);
+  return res.json();
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-let nextPort = 30000 + Math.floor(Math.random() * 20000);
+function rssMb(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+  return m === null ? NaN : Number(m[1]) / 1024;
+}
 
-const results = [];
-for (const size of SIZES) {
-  const refl = [];
-  const app = [];
+/** newFlows: the number of the first never-seen flow to open (every datagram a new flow), or false. */
+function loadgen(port, { size = 64, rate = 0, duration = DURATION_S, proto = 'udp', newFlows = false, flows = FLOWS } = {}) {
+  return runJson('taskset', ['-c', GEN_CPU, join(BIN, 'loadgen'), '--target', `${TARGET_ADDR}:${port}`, '--bind', GEN_ADDR,
+    '--flows', String(flows), '--size', String(size), '--rate', String(rate), '--duration', String(duration), '--proto', proto,
+    ...(newFlows === false ? [] : ['--new-flows', '--first-flow', String(newFlows)])]);
+}
+
+// ---- pass-through: appliance (1 worker, pass-all) vs the C reflector, same core ----------------------------------
+if (SECTIONS.has('passthrough')) {
+  for (const size of SIZES) {
+    const refl = [];
+    const app = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      // Alternate which one goes first, so neither always runs on a warmer (or busier) machine.
+      for (const which of round % 2 === 0 ? ['reflector', 'appliance'] : ['appliance', 'reflector']) {
+        const port = nextPort++;
+        if (which === 'reflector') {
+          const r = await startReflector(port);
+          refl.push((await loadgen(port, { size })).recv_pps);
+          await stop(r);
+        } else {
+          const a = await startAppliance(port);
+          await loadgen(port, { size, duration: 1 }); // warm-up (JIT, flow creation), not measured
+          app.push((await loadgen(port, { size })).recv_pps);
+          await stop(a);
+        }
+      }
+    }
+    emit({
+      bench: 'passthrough', size, rounds: ROUNDS, reflector_pps: median(refl), appliance_pps: median(app), ratio: round3(median(app) / median(refl)),
+      reflector_spread: spread(refl), appliance_spread: spread(app),
+    });
+  }
+}
+
+// ---- firewall: N TCP rules vs no rules, established flows and new connections -------------------------------------
+if (SECTIONS.has('firewall')) {
+  const policies = [{ rules: 0, file: PASS_POLICY }, ...RULE_COUNTS.map((n) => ({ rules: n, file: rulesPolicy(n) }))];
+  const loads = [
+    { load: 'established', opts: { proto: 'tcp', size: 64 } },
+    // Each new-connection load opens flows that neither the established load (flows 0..FLOWS-1) nor an earlier
+    // new-connection load of the same appliance opened.
+    ...NEW_FLOW_RATES.map((rate, i) => ({ load: `new_flows_${rate}`, offered: rate, opts: { proto: 'tcp', size: 40, newFlows: FLOWS + i * 2 ** 21, rate } })),
+  ];
+  const samples = new Map(); // `${rules}/${load}` -> recv_pps[]
   for (let round = 0; round < ROUNDS; round++) {
-    const rp = nextPort++;
-    const r = await startReflector(rp);
-    refl.push(await loadgen(rp, size));
-    await stop(r);
-    const ap = nextPort++;
-    const a = await startAppliance(ap);
-    await loadgen(ap, size, 0, 1); // warm-up (JIT, flow table creation) not measured
-    app.push(await loadgen(ap, size));
-    await stop(a);
+    const order = round % 2 === 0 ? policies : [...policies].reverse();
+    for (const pol of order) {
+      const port = nextPort++;
+      const a = await startAppliance(port, pol.file);
+      await loadgen(port, { proto: 'tcp', size: 64, duration: 1 }); // warm-up on the established flows
+      for (const l of loads) {
+        const r = await loadgen(port, l.opts);
+        const key = `${pol.rules}/${l.load}`;
+        samples.set(key, [...(samples.get(key) ?? []), r.recv_pps]);
+      }
+      await stop(a);
+    }
   }
-  const reflPps = median(refl.map((x) => x.recv_pps));
-  const appPps = median(app.map((x) => x.recv_pps));
-  results.push({ size, reflPps, appPps, ratio: appPps / reflPps, refl, app });
-  console.log(JSON.stringify({ bench: 'dataplane', size, reflector_pps: Math.round(reflPps), appliance_pps: Math.round(appPps), ratio: +(appPps / reflPps).toFixed(3) }));
-}
-
-// Firewall on: the same 64-byte load against policies of 10 and 10,000 rules (all consulted for each new flow, then
-// the cached verdict per flow), interleaved with the rule-less policy, as a ratio of it.
-const fwResults = [];
-for (const n of [10, 10000]) {
-  const policy = rulesPolicy(n);
-  const base = [];
-  const fw = [];
-  for (let round = 0; round < Math.max(ROUNDS, 5); round++) {
-    const bp = nextPort++;
-    const b = await startAppliance(bp);
-    await loadgen(bp, 64, 0, 1);
-    base.push(await loadgen(bp, 64));
-    await stop(b);
-    const fp = nextPort++;
-    const f = await startAppliance(fp, policy);
-    await loadgen(fp, 64, 0, 1);
-    fw.push(await loadgen(fp, 64));
-    await stop(f);
+  for (const l of loads) {
+    const base = samples.get(`0/${l.load}`);
+    for (const n of RULE_COUNTS) {
+      const fw = samples.get(`${n}/${l.load}`);
+      emit({
+        bench: 'firewall', load: l.load, ...(l.offered ? { offered_pps: l.offered } : {}), rules: n, rounds: ROUNDS,
+        no_rules_pps: median(base), rules_pps: median(fw), ratio: round3(median(fw) / median(base)), no_rules_spread: spread(base), rules_spread: spread(fw),
+      });
+    }
   }
-  const basePps = median(base.map((x) => x.recv_pps));
-  const fwPps = median(fw.map((x) => x.recv_pps));
-  fwResults.push({ rules: n, basePps, fwPps, ratio: fwPps / basePps, base, fw });
-  console.log(JSON.stringify({ bench: 'dataplane-firewall', rules: n, no_rules_pps: Math.round(basePps), firewall_pps: Math.round(fwPps), ratio: +(fwPps / basePps).toFixed(3) }));
 }
 
-// Below saturation: half the measured 64-byte appliance rate, for longer; loss must be zero.
-const lossRate = Math.round((results[0].appPps * 0.5) / 1000) * 1000;
-const lp = nextPort++;
-const la = await startAppliance(lp);
-await loadgen(lp, 64, 0, 1);
-const loss = await loadgen(lp, 64, lossRate, 5);
-await stop(la);
-console.log(JSON.stringify({ bench: 'no-loss', rate_pps: lossRate, sent: loss.sent, received: loss.received, loss_ratio: loss.loss_ratio }));
-
-async function nodeBench(file, args = []) {
-  if (!existsSync(join(ROOT, file))) return [];
-  const p = spawn(process.execPath, ['--expose-gc', join(ROOT, file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout.on('data', (d) => (out += d));
-  await once(p, 'exit');
-  return out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+// ---- below saturation: nothing may be lost --------------------------------------------------------------------------
+if (SECTIONS.has('loss')) {
+  const port = nextPort++;
+  const a = await startAppliance(port);
+  await loadgen(port, { duration: 1 });
+  const max = (await loadgen(port)).recv_pps;
+  const rate = Math.round((max * 0.5) / 1000) * 1000;
+  const r = await loadgen(port, { rate, duration: 5 });
+  await stop(a);
+  emit({ bench: 'no_loss', rate_pps: rate, sent: r.sent, received: r.received, loss_ratio: r.loss_ratio });
 }
-const flowBench = await nodeBench('bench/flow-table.mjs');
-const fwBench = await nodeBench('bench/firewall.mjs');
-for (const r of [...flowBench, ...fwBench]) console.log(JSON.stringify(r));
 
-const cpu = cpus()[0]?.model ?? 'unknown';
-const md = [
-  '# Benchmarks',
-  '',
-  '<!-- Written by `npm run bench` (scripts/bench.mjs); rerun it rather than editing figures by hand. -->',
-  '',
-  `Machine: ${cpus().length} × ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.version}.`,
-  `Run: ${new Date().toISOString().slice(0, 10)}, ${ROUNDS} interleaved rounds of ${DURATION_S} s per figure (medians), ${FLOWS} flows,`,
-  'target pinned to core 0 and the load generator (C, sendmmsg/recvmmsg, plays GWLB with the three AWS options) to core 1.',
-  'Absolute packets/s move a lot on this shared machine; the ratio measured side by side in the same run is the figure to read.',
-  '',
-  '## Data plane: appliance (1 worker, pass-all policy) vs a C recvmmsg/sendmmsg reflector',
-  '',
-  '| inner packet | C reflector (pps) | appliance (pps) | ratio | target |',
-  '| --- | --- | --- | --- | --- |',
-  ...results.map((r) => `| ${r.size} B | ${Math.round(r.reflPps).toLocaleString('en')} | ${Math.round(r.appPps).toLocaleString('en')} | ${(r.ratio * 100).toFixed(0)} % | ≥ 60 % |`),
-  '',
-  `Per-round figures (reflector / appliance, pps): ${results.map((r) => `${r.size} B: ${r.refl.map((x) => Math.round(x.recv_pps)).join(', ')} / ${r.app.map((x) => Math.round(x.recv_pps)).join(', ')}`).join('; ')}.`,
-  '',
-  `Below saturation: 64-byte packets at ${lossRate.toLocaleString('en')} pps (half the measured maximum) for 5 s: sent ${loss.sent}, returned ${loss.received}, loss ratio ${loss.loss_ratio}.`,
-  '',
-  '## Data plane with the firewall: N rules vs no rules (64-byte packets, 1 worker)',
-  '',
-  '| rules | no rules (pps) | with rules (pps) | ratio | target |',
-  '| --- | --- | --- | --- | --- |',
-  ...fwResults.map((r) => `| ${r.rules.toLocaleString('en')} | ${Math.round(r.basePps).toLocaleString('en')} | ${Math.round(r.fwPps).toLocaleString('en')} | ${(r.ratio * 100).toFixed(0)} % | ≥ 90 % |`),
-  '',
-  'The rules are CIDR drop rules the generated flows never match, so each new flow consults the whole indexed rule set before',
-  'the default pass; later packets use the flow\'s cached verdict (about 25–30 ns per packet in bench/firewall.mjs, for 10 and',
-  '10,000 rules alike). Medians of 5 interleaved rounds; per round (no rules / with rules, pps):',
-  ...fwResults.map((r) => `${r.rules} rules: ${r.base.map((x) => Math.round(x.recv_pps)).join(', ')} / ${r.fw.map((x) => Math.round(x.recv_pps)).join(', ')}.`),
-  '',
-  'Reading the 10,000-rule figure: the rounds spread more (about ±15 %) than the medians differ. A CPU profile of the worker',
-  'under this load (`node --cpu-prof`, 2026-11-21) put the whole JS path — decode, flow lookup, firewall — under 5 % of',
-  'samples for both policies, with sendmmsg/recvmmsg (the `flush`/`drain` frames) taking 30–37 %; the firewall stage itself',
-  'did not reach the top entries, and GC during the measured window was a handful of sub-millisecond scavenges in both.',
-  '',
-  '## Flow table',
-  '',
-  ...(flowBench.length ? ['```', ...flowBench.map((r) => JSON.stringify(r)), '```'] : ['(bench/flow-table.mjs not present)']),
-  '',
-  '## Firewall',
-  '',
-  ...(fwBench.length ? ['```', ...fwBench.map((r) => JSON.stringify(r)), '```'] : ['(bench/firewall.mjs not present)']),
-  '',
-];
-writeFileSync(join(ROOT, 'docs/benchmarks.md'), md.join('\n'));
-console.log('wrote docs/benchmarks.md');
+// ---- memory: 1,000,000 concurrent flows in the running appliance -------------------------------------------------
+if (SECTIONS.has('memory')) {
+  const port = nextPort++;
+  const a = await startAppliance(port, PASS_POLICY, ['--max-flows', String(MEMORY_FLOWS)]);
+  await sleep(1000);
+  const idle = rssMb(a.pid);
+  let created = 0;
+  let offered = 0;
+  // New UDP flows, paced below what one worker takes, until the table holds MEMORY_FLOWS (bounded: 10 rounds).
+  for (let i = 0; i < 10 && created < MEMORY_FLOWS; i++) {
+    const r = await loadgen(port, { size: 28, newFlows: offered, rate: 150_000, duration: Math.min(4, (MEMORY_FLOWS - created) / 150_000 + 0.2) });
+    offered += r.sent;
+    created = (await stats(a)).flows_active;
+  }
+  // The appliance process (main thread + worker): the taskset wrapper execs node, so a.pid is node's pid.
+  const full = rssMb(a.pid);
+  await stop(a);
+  emit({ bench: 'memory', flows_active: created, rss_idle_mb: round3(idle), rss_mb: round3(full), rss_growth_mb: round3(full - idle), bytes_per_flow: Math.round(((full - idle) * 2 ** 20) / created) });
+}
+
+// ---- component benches (one process each) ---------------------------------------------------------------------
+if (SECTIONS.has('components')) {
+  for (const file of ['bench/flow-table.mjs', 'bench/firewall.mjs']) {
+    if (!existsSync(join(ROOT, file))) continue;
+    const p = spawn(process.execPath, ['--expose-gc', join(ROOT, file)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    await once(p, 'exit');
+    for (const l of out.trim().split('\n').filter((x) => x.startsWith('{'))) emit({ component: file, ...JSON.parse(l) });
+  }
+}
+
+// ---- summary ------------------------------------------------------------------------------------------------------
+const pct = (x) => `${(x * 100).toFixed(0)} %`;
+const rows = [];
+for (const r of results) {
+  if (r.bench === 'passthrough') rows.push([`pass-through ${r.size} B: appliance / C reflector`, pct(r.ratio), `${Math.round(r.appliance_pps)} / ${Math.round(r.reflector_pps)} pps`]);
+  if (r.bench === 'firewall') rows.push([`firewall ${r.load}, ${r.rules} rules / no rules`, pct(r.ratio), `${Math.round(r.rules_pps)} / ${Math.round(r.no_rules_pps)} pps`]);
+  if (r.bench === 'no_loss') rows.push([`no loss at ${r.rate_pps} pps`, `${r.received}/${r.sent}`, `loss ${r.loss_ratio}`]);
+  if (r.bench === 'memory') rows.push([`memory: ${r.flows_active} flows`, `+${r.rss_growth_mb.toFixed(0)} MB`, `${r.bytes_per_flow} B/flow`]);
+}
+const w = Math.max(...rows.map((r) => r[0].length), 10);
+console.error(rows.map((r) => `${r[0].padEnd(w)}  ${r[1].padStart(8)}  ${r[2]}`).join('\n'));
+
+if (opt.out !== undefined) {
+  const doc = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
+    node: process.version,
+    method: { rounds: ROUNDS, durationS: DURATION_S, flows: FLOWS, targetCpu: TARGET_CPU, generatorCpu: GEN_CPU },
+    results,
+  };
+  writeFileSync(opt.out, JSON.stringify(doc, null, 2) + '\n');
+  console.error(`wrote ${opt.out}; regenerate the docs with: node scripts/bench-doc.mjs ${opt.out}`);
+}

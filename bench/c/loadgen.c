@@ -2,13 +2,16 @@
  * loadgen — plays GWLB against an appliance (or the reflector) on loopback.
  *
  *   loadgen --target ADDR:PORT --bind ADDR [--flows N] [--size BYTES] [--rate PPS] [--duration S]
- *           [--batch N] [--sockets N]
+ *           [--batch N] [--sockets N] [--proto udp|tcp] [--new-flows [--first-flow N]]
  *
  * Each datagram is what GWLB sends (DESIGN.md §2, RFC 8926 §3.4-3.5): GENEVE ver 0, Opt Len 8 (32 bytes of
  * options), O=0 C=0, Protocol Type 0x0800, VNI 0, then the three AWS options of class 0x0108 — type 1
  * (8-byte endpoint id), type 2 (8-byte attachment id, zero), type 3 (4-byte flow cookie, distinct per flow) —
- * then a valid inner IPv4+UDP packet of --size bytes. Each flow is a distinct inner 5-tuple
- * 10.x.y.z -> 10.a.b.c and always leaves from the same outer source socket, as a GWLB flow does.
+ * then a valid inner IPv4+UDP packet of --size bytes (with --proto tcp: IPv4+TCP, flags ACK). Each flow is a
+ * distinct inner 5-tuple 10.x.y.z -> 10.a.b.c and always leaves from the same outer source socket, as a GWLB
+ * flow does. With --new-flows every datagram opens a flow never seen before (TCP: a SYN; --flows is ignored):
+ * a connection-rate load, where each packet costs the appliance a flow creation and a rule evaluation. Flow k
+ * of a run is flow number --first-flow + k, so consecutive runs against one appliance can keep opening new flows.
  *
  * Sending uses sendmmsg with two iovecs per datagram (a precomputed 68-byte per-flow header and one shared
  * payload), so the generator costs little. Returns arrive on --bind ADDR:6081 and are counted by a
@@ -42,9 +45,10 @@
 #define ENDPOINT_ID 0x0123456789abcdefULL
 #define IPV4_HDR_LEN 20
 #define UDP_HDR_LEN 8
-#define INNER_MIN (IPV4_HDR_LEN + UDP_HDR_LEN)
+#define TCP_HDR_LEN 20
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
 #define INNER_MAX 8500                      /* GWLB's inner MTU (DESIGN.md §2) */
-#define FLOW_HDR_LEN (GENEVE_HDR_LEN + INNER_MIN)  /* 68 bytes precomputed per flow */
 #define MAX_FLOWS (1 << 20)
 #define MAX_SOCKETS 64
 #define MAX_BATCH 1024
@@ -54,8 +58,10 @@
 #define DRAIN_MS 300
 #define MAX_DURATION_S 3600
 
-static int opt_size = 64, opt_batch = 64, opt_sockets = 8;
-static unsigned opt_flows = 4096;
+static int opt_size = 64, opt_batch = 64, opt_sockets = 8, opt_tcp = 0, opt_new_flows = 0;
+/* Inner L3+L4 header bytes (28 UDP, 40 TCP) and the per-flow precomputed header (GENEVE + inner headers). */
+static unsigned inner_min = IPV4_HDR_LEN + UDP_HDR_LEN, flow_hdr_len = GENEVE_HDR_LEN + IPV4_HDR_LEN + UDP_HDR_LEN;
+static unsigned opt_flows = 4096, opt_first_flow = 0;
 static double opt_rate = 0, opt_duration = 5;
 static struct sockaddr_in target, bind_addr;
 
@@ -93,9 +99,9 @@ static uint8_t *put_option(uint8_t *p, uint8_t type, uint8_t words) {
   return p + 4;
 }
 
-/* The 68 bytes that differ per flow: GENEVE header with options, inner IPv4 header, inner UDP header. */
+/* The bytes that differ per flow: GENEVE header with options, inner IPv4 header, inner UDP or TCP header. */
 static void build_flow(uint8_t *h, uint32_t f, uint32_t payload_sum) {
-  memset(h, 0, FLOW_HDR_LEN);
+  memset(h, 0, flow_hdr_len);
   h[0] = GENEVE_OPTS_LEN / 4;               /* Ver 0 (top 2 bits), Opt Len in 4-byte words */
   h[1] = 0;                                 /* O = 0, C = 0 */
   put16(h + 2, GENEVE_PROTO_IPV4);          /* VNI 0 and reserved stay zero */
@@ -105,20 +111,33 @@ static void build_flow(uint8_t *h, uint32_t f, uint32_t payload_sum) {
   o = put_option(o + 8, AWS_OPT_FLOW_COOKIE, 1);
   put32(o, (f + 1) * 2654435761u);          /* distinct per flow (odd multiplier: a bijection) */
 
-  uint8_t *ip = h + GENEVE_HDR_LEN, *udp = ip + IPV4_HDR_LEN;
+  uint8_t *ip = h + GENEVE_HDR_LEN, *l4 = ip + IPV4_HDR_LEN;
   uint32_t src = 0x0a000000u | (f & 0x3fffffu);                    /* 10.0.0.0/10 */
   uint32_t dst = 0x0a400000u | ((f * 40503u + 7u) & 0x3fffffu);    /* 10.64.0.0/10 */
-  uint16_t sport = (uint16_t)(1024 + f % 60000), dport = (uint16_t)(1 + f % 1000);
-  uint16_t ulen = (uint16_t)(opt_size - IPV4_HDR_LEN);
-  ip[0] = 0x45, ip[8] = 64, ip[9] = 17;     /* RFC 791 §3.1: v4 IHL 5, TTL 64, protocol UDP */
+  uint16_t sport = (uint16_t)(1024 + (f ^ (f >> 22)) % 60000), dport = (uint16_t)(1 + f % 1000);
+  uint16_t l4len = (uint16_t)(opt_size - IPV4_HDR_LEN);
+  uint8_t proto = opt_tcp ? 6 : 17;
+  ip[0] = 0x45, ip[8] = 64, ip[9] = proto;  /* RFC 791 §3.1: v4 IHL 5, TTL 64, protocol */
   put16(ip + 2, (uint16_t)opt_size), put16(ip + 4, (uint16_t)f);
   put32(ip + 12, src), put32(ip + 16, dst);
   put16(ip + 10, fold(sum16(ip, IPV4_HDR_LEN, 0)));
-  put16(udp, sport), put16(udp + 2, dport), put16(udp + 4, ulen);
-  /* RFC 768: pseudo header + UDP header + data; the data sum is shared by all flows. */
-  uint32_t sum = sum16(ip + 12, 8, 0) + 17 + ulen + sum16(udp, UDP_HDR_LEN, payload_sum);
-  uint16_t ck = fold(sum);
-  put16(udp + 6, ck ? ck : 0xffff);
+  put16(l4, sport), put16(l4 + 2, dport);
+  if (opt_tcp) {
+    /* RFC 9293 §3.1: seq, ack, data offset 5 words, flags, window; checksum over the pseudo header too. */
+    put32(l4 + 4, f * 2246822519u);
+    int syn = opt_new_flows;
+    if (!syn) put32(l4 + 8, 1);
+    l4[12] = 5 << 4, l4[13] = syn ? TCP_FLAG_SYN : TCP_FLAG_ACK;
+    put16(l4 + 14, 65535);
+    uint32_t sum = sum16(ip + 12, 8, 0) + 6 + l4len + sum16(l4, TCP_HDR_LEN, payload_sum);
+    put16(l4 + 16, fold(sum));
+  } else {
+    put16(l4 + 4, l4len);
+    /* RFC 768: pseudo header + UDP header + data; the data sum is shared by all flows. */
+    uint32_t sum = sum16(ip + 12, 8, 0) + 17 + l4len + sum16(l4, UDP_HDR_LEN, payload_sum);
+    uint16_t ck = fold(sum);
+    put16(l4 + 6, ck ? ck : 0xffff);
+  }
 }
 
 static void *receiver(void *arg) {
@@ -126,7 +145,7 @@ static void *receiver(void *arg) {
   static char bufs[MAX_BATCH][RX_SLOT];
   static struct mmsghdr msgs[MAX_BATCH];
   static struct iovec iov[MAX_BATCH];
-  const unsigned expect = FLOW_HDR_LEN + (unsigned)opt_size - INNER_MIN;
+  const unsigned expect = GENEVE_HDR_LEN + (unsigned)opt_size;
   while (!__atomic_load_n(&rx_stop, __ATOMIC_RELAXED)) {
     for (int i = 0; i < MAX_BATCH; i++) {
       iov[i] = (struct iovec){ bufs[i], RX_SLOT };
@@ -179,8 +198,9 @@ static int parse_loopback(const char *s, struct sockaddr_in *sa, int want_port) 
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: loadgen --target 127.x.x.x:PORT --bind 127.x.x.x [--flows N] [--size 28..%d]\n"
-                  "               [--rate PPS (0 = max)] [--duration S] [--batch 1..%d] [--sockets 1..%d]\n",
+  fprintf(stderr, "usage: loadgen --target 127.x.x.x:PORT --bind 127.x.x.x [--flows N] [--size 28..%d (tcp: 40..)]\n"
+                  "               [--rate PPS (0 = max)] [--duration S] [--batch 1..%d] [--sockets 1..%d]\n"
+                  "               [--proto udp|tcp] [--new-flows [--first-flow N]]\n",
           INNER_MAX, MAX_BATCH, MAX_SOCKETS);
   exit(2);
 }
@@ -190,7 +210,9 @@ int main(int argc, char **argv) {
     { "target", required_argument, 0, 't' }, { "bind", required_argument, 0, 'b' },
     { "flows", required_argument, 0, 'f' }, { "size", required_argument, 0, 's' },
     { "rate", required_argument, 0, 'r' }, { "duration", required_argument, 0, 'd' },
-    { "batch", required_argument, 0, 'B' }, { "sockets", required_argument, 0, 'S' }, { 0, 0, 0, 0 },
+    { "batch", required_argument, 0, 'B' }, { "sockets", required_argument, 0, 'S' },
+    { "proto", required_argument, 0, 'p' }, { "new-flows", no_argument, 0, 'n' },
+    { "first-flow", required_argument, 0, 'F' }, { 0, 0, 0, 0 },
   };
   int have_target = 0, have_bind = 0, c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -203,21 +225,30 @@ int main(int argc, char **argv) {
       case 'd': opt_duration = atof(optarg); break;
       case 'B': opt_batch = atoi(optarg); break;
       case 'S': opt_sockets = atoi(optarg); break;
+      case 'p':
+        if (!strcmp(optarg, "tcp")) opt_tcp = 1;
+        else if (strcmp(optarg, "udp")) usage();
+        break;
+      case 'n': opt_new_flows = 1; break;
+      case 'F': opt_first_flow = (unsigned)strtoul(optarg, NULL, 10); break;
       default: usage();
     }
   }
-  if (!have_target || !have_bind || opt_flows < 1 || opt_flows > MAX_FLOWS || opt_size < INNER_MIN ||
+  if (opt_tcp) inner_min = IPV4_HDR_LEN + TCP_HDR_LEN, flow_hdr_len = GENEVE_HDR_LEN + inner_min;
+  if (!have_target || !have_bind || opt_flows < 1 || opt_flows > MAX_FLOWS || opt_size < (int)inner_min ||
       opt_size > INNER_MAX || opt_rate < 0 || !(opt_duration > 0 && opt_duration <= MAX_DURATION_S) ||
       opt_batch < 1 || opt_batch > MAX_BATCH || opt_sockets < 1 || opt_sockets > MAX_SOCKETS) usage();
   if ((unsigned)opt_sockets > opt_flows) opt_sockets = (int)opt_flows;
 
   /* Shared inner payload and the per-flow headers, built once. */
-  size_t payload_len = (size_t)opt_size - INNER_MIN;
-  uint8_t *payload = malloc(payload_len + 1), *hdrs = malloc((size_t)opt_flows * FLOW_HDR_LEN);
+  size_t payload_len = (size_t)opt_size - inner_min;
+  if (opt_new_flows) opt_flows = MAX_BATCH;  /* the header table becomes one batch of fresh flows, rebuilt each batch */
+  uint8_t *payload = malloc(payload_len + 1), *hdrs = malloc((size_t)opt_flows * flow_hdr_len);
   if (!payload || !hdrs) die("malloc");
   for (size_t i = 0; i < payload_len; i++) payload[i] = (uint8_t)(i * 31 + 7);
   uint32_t payload_sum = sum16(payload, payload_len, 0);
-  for (unsigned f = 0; f < opt_flows; f++) build_flow(hdrs + (size_t)f * FLOW_HDR_LEN, f, payload_sum);
+  for (unsigned f = 0; f < opt_flows; f++) build_flow(hdrs + (size_t)f * flow_hdr_len, f, payload_sum);
+  uint32_t next_flow = opt_first_flow;      /* --new-flows: index of the next never-seen flow */
 
   rx_fd = udp_bound(GENEVE_PORT);
   struct timeval tv = { .tv_sec = 0, .tv_usec = RX_WAKE_US };
@@ -237,7 +268,8 @@ int main(int argc, char **argv) {
     for (int j = 0; j < opt_batch; j++) {
       unsigned f = cursor[s];
       cursor[s] = f + (unsigned)opt_sockets < opt_flows ? f + (unsigned)opt_sockets : (unsigned)s;
-      iov[j][0] = (struct iovec){ hdrs + (size_t)f * FLOW_HDR_LEN, FLOW_HDR_LEN };
+      if (opt_new_flows) f = (unsigned)j, build_flow(hdrs + (size_t)j * flow_hdr_len, next_flow++, payload_sum);
+      iov[j][0] = (struct iovec){ hdrs + (size_t)f * flow_hdr_len, flow_hdr_len };
       iov[j][1] = (struct iovec){ payload, payload_len };
       msgs[j].msg_hdr = (struct msghdr){ .msg_name = &target, .msg_namelen = sizeof target,
                                          .msg_iov = iov[j], .msg_iovlen = payload_len ? 2 : 1 };
@@ -268,8 +300,9 @@ int main(int argc, char **argv) {
 
   unsigned long long good = rx_count - rx_bad;
   printf("{\"sent\":%llu,\"received\":%llu,\"bad\":%llu,\"seconds\":%.3f,\"sent_pps\":%.0f,\"recv_pps\":%.0f,"
-         "\"loss_ratio\":%.6f,\"flows\":%u,\"size\":%d,\"batch\":%d,\"sockets\":%d}\n",
+         "\"loss_ratio\":%.6f,\"flows\":%u,\"size\":%d,\"batch\":%d,\"sockets\":%d,\"proto\":\"%s\",\"new_flows\":%s}\n",
          sent, rx_count, rx_bad, seconds, sent / seconds, good / seconds,
-         sent ? 1.0 - (double)good / (double)sent : 0.0, opt_flows, opt_size, opt_batch, opt_sockets);
+         sent ? 1.0 - (double)good / (double)sent : 0.0, opt_new_flows ? next_flow - opt_first_flow : opt_flows, opt_size, opt_batch,
+         opt_sockets, opt_tcp ? "tcp" : "udp", opt_new_flows ? "true" : "false");
   return 0;
 }
