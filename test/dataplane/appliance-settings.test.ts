@@ -1,0 +1,147 @@
+/**
+ * Settings and signals of the running appliance, each through a real process and real loopback UDP: the flow cap
+ * (--max-flows), the kernel receive-queue drop counter under overload, the UDP return mode, and SIGHUP reloads.
+ */
+import t from 'tap';
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeGeneve } from '../../src/geneve/codec.js';
+import { buildIPv4Udp } from '../../src/packet/build.js';
+import { startAppliance, randomPort, randomLoopback, getJson, type Appliance } from '../helpers/appliance.js';
+import { waitFor } from '../helpers/wait.js';
+
+const APPLIANCE = '127.0.0.1';
+
+/**
+ * A GWLB stand-in on its own loopback address: it sends from an ephemeral port and receives the returns on 6081
+ * (the return path keeps GWLB's source port as the source and sends to 6081), counting them by payload.
+ */
+async function gwlbStandIn(address: string): Promise<{ sock: Socket; rx: Socket; returns: Map<string, { address: string; port: number }>; count: () => number; close: () => void }> {
+  const rx = createSocket('udp4');
+  const sock = createSocket('udp4');
+  const returns = new Map<string, { address: string; port: number }>();
+  let n = 0;
+  rx.on('message', (msg, rinfo) => {
+    n++;
+    returns.set(msg.toString('hex'), { address: rinfo.address, port: rinfo.port });
+  });
+  rx.bind(6081, address);
+  sock.bind(0, address);
+  await Promise.all([once(rx, 'listening'), once(sock, 'listening')]);
+  return { sock, rx, returns, count: () => n, close: () => (rx.close(), sock.close()) };
+}
+
+function datagram(flow: number, payload = `flow ${flow}`): Buffer {
+  const inner = buildIPv4Udp({ src: `10.9.${flow >> 8}.${flow & 255}`, dst: '10.8.0.1', srcPort: 1024 + flow, dstPort: 53, payload: Buffer.from(payload) });
+  return encodeGeneve({ endpointIdHi: 0x01234567, endpointIdLo: 0x89abcdef, flowCookie: 0x5000 + flow }, inner);
+}
+
+function send(sock: Socket, d: Buffer, port: number): Promise<void> {
+  return new Promise((resolve, reject) => sock.send(d, port, APPLIANCE, (err) => (err ? reject(err) : resolve())));
+}
+
+async function stats(app: Appliance): Promise<Record<string, unknown>> {
+  return (await getJson(`${app.adminUrl}/stats`)).body;
+}
+
+const common = (port: number): string[] => ['--listen', APPLIANCE, '--port', String(port), '--admin-listen', '127.0.0.1:0', '--workers', '1'];
+
+t.test('--max-flows caps the running flow table: older flows are evicted, traffic keeps flowing', async (t) => {
+  const port = randomPort();
+  const app = await startAppliance([...common(port), '--max-flows', '16', '--policy', 'policies/default.yaml']);
+  t.teardown(() => app.stop());
+  const gwlb = await gwlbStandIn(randomLoopback());
+  t.teardown(() => gwlb.close());
+  for (let f = 0; f < 100; f++) await send(gwlb.sock, datagram(f), port);
+  await waitFor(() => gwlb.returns.size === 100, 5000, 'all 100 flows returned');
+  const s = await stats(app);
+  t.ok((s['flows_active'] as number) <= 16, `flows_active ${String(s['flows_active'])} ≤ 16`);
+  t.ok((s['flow_creations'] as number) >= 100, 'every flow was created');
+  await waitFor(async () => ((await stats(app))['flow_evictions'] as number) >= 84, 3000, 'evictions reported');
+});
+
+t.test('kernel receive-queue drops are counted: a stopped appliance with a small buffer overflows, and every datagram is either returned or counted', async (t) => {
+  const port = randomPort();
+  const app = await startAppliance([...common(port), '--socket-buffer-bytes', '65536', '--health-interval-ms', '60000', '--policy', 'policies/default.yaml']);
+  t.teardown(() => app.stop());
+  const gwlb = await gwlbStandIn(randomLoopback());
+  t.teardown(() => gwlb.close());
+  const before = (await stats(app))['drops'] as Record<string, number>;
+  t.equal(before['kernel_rx_queue_full'], 0);
+
+  // Stopped, the appliance reads nothing: the 64 KiB queue fills after a few dozen datagrams and the rest overflow.
+  process.kill(app.pid, 'SIGSTOP');
+  const SENT = 2000;
+  try {
+    for (let i = 0; i < SENT; i++) await send(gwlb.sock, datagram(i % 50, `overload ${i}`), port);
+  } finally {
+    process.kill(app.pid, 'SIGCONT');
+  }
+  // The kernel reports the cumulative drop count (SO_RXQ_OVFL) with the next datagram it queues.
+  await send(gwlb.sock, datagram(99, 'after the overload'), port);
+  await waitFor(() => gwlb.returns.has(datagram(99, 'after the overload').toString('hex')), 5000, 'the datagram after the overload returned');
+  const drops = ((await stats(app))['drops'] as Record<string, number>)['kernel_rx_queue_full'] as number;
+  const returned = gwlb.count();
+  t.ok(drops > 0, `kernel drops counted (${drops})`);
+  t.ok(returned < SENT, `not everything came back (${returned})`);
+  // Nothing is lost silently: what did not come back was counted as dropped by the kernel (self-test probes may add one).
+  t.ok(returned + drops >= SENT + 1 && returned + drops <= SENT + 3, `returned ${returned} + dropped ${drops} accounts for ${SENT + 1} sent`);
+});
+
+t.test('--return-mode udp answers from the appliance port to the sender address on port 6081, GENEVE bytes unchanged', async (t) => {
+  const port = randomPort();
+  const app = await startAppliance([...common(port), '--return-mode', 'udp', '--policy', 'policies/default.yaml']);
+  t.teardown(() => app.stop());
+  // UDP mode sends to GWLB's address on 6081 from the appliance's own port (it cannot keep GWLB's source port).
+  const gwlb = await gwlbStandIn(randomLoopback());
+  t.teardown(() => gwlb.close());
+  const d = datagram(7, 'udp return mode');
+  await send(gwlb.sock, d, port);
+  await waitFor(() => gwlb.returns.has(d.toString('hex')), 5000, 'the return');
+  t.same(gwlb.returns.get(d.toString('hex')), { address: APPLIANCE, port }, 'from the appliance address and port, byte-identical');
+});
+
+t.test('SIGHUP reloads the policy; a broken file on SIGHUP is rejected and the running policy stays', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': 'version: 1\ndefault_action: pass\n' });
+  const file = join(dir, 'policy.yaml');
+  const port = randomPort();
+  const app = await startAppliance([...common(port), '--policy', file]);
+  t.teardown(() => app.stop());
+  const gwlb = await gwlbStandIn(randomLoopback());
+  t.teardown(() => gwlb.close());
+  const generation = async (): Promise<number> => ((await stats(app))['policy'] as { generation: number }).generation;
+  const logged = (msg: string, why: string): Record<string, unknown>[] => app.logs.filter((l) => l['msg'] === msg && l['why'] === why);
+
+  t.equal(await generation(), 1);
+  process.kill(app.pid, 'SIGHUP');
+  await waitFor(() => logged('policy_reloaded', 'SIGHUP').length === 1, 5000, 'reloaded on SIGHUP');
+  t.equal(logged('policy_reloaded', 'SIGHUP')[0]?.['generation'], 2);
+  t.equal(await generation(), 2, '/stats shows the new generation');
+
+  const a = datagram(1, 'flow a');
+  await send(gwlb.sock, a, port);
+  await waitFor(() => gwlb.returns.has(a.toString('hex')), 3000, 'pass policy returns flow a');
+
+  // A drop policy: new flows are dropped from the reload on (established flows keep their verdict).
+  writeFileSync(file, 'version: 1\ndefault_action: drop\n');
+  process.kill(app.pid, 'SIGHUP');
+  await waitFor(async () => (await generation()) >= 3, 5000, 'drop policy loaded');
+  const gen = await generation();
+  const b = datagram(2, 'flow b');
+  await send(gwlb.sock, b, port);
+  await waitFor(async () => (((await stats(app))['drops'] as Record<string, number>)['policy_drop'] as number) >= 1, 3000, 'flow b dropped');
+  t.notOk(gwlb.returns.has(b.toString('hex')), 'a new flow under the drop policy does not come back');
+
+  // Broken file + SIGHUP: rejected with the reason, generation unchanged, drop policy still decides.
+  writeFileSync(file, 'version: 1\ndefault_action: [\n');
+  process.kill(app.pid, 'SIGHUP');
+  await waitFor(() => logged('policy_reload_rejected', 'SIGHUP').length >= 1, 5000, 'rejected on SIGHUP');
+  t.equal(logged('policy_reload_rejected', 'SIGHUP')[0]?.['keptGeneration'], gen);
+  t.equal(await generation(), gen, 'the running policy stays');
+  const c = datagram(3, 'flow c');
+  await send(gwlb.sock, c, port);
+  await waitFor(async () => (((await stats(app))['drops'] as Record<string, number>)['policy_drop'] as number) >= 2, 3000, 'flow c dropped');
+  t.notOk(gwlb.returns.has(c.toString('hex')), 'still decided by the last good policy');
+});
