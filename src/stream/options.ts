@@ -27,6 +27,10 @@ export const STREAM_HOLE_WAIT_MS = 10_000;
 export const STREAM_MAX_AHEAD_BYTES = 16 * 1024 * 1024;
 /** Per-worker memcap across the out-of-order and retained bytes of all streams (256 MiB). */
 export const STREAM_MEMCAP_BYTES = 256 * 1024 * 1024;
+/** First retain page of a direction (2 KiB); each next page doubles ... */
+export const STREAM_RETAIN_PAGE_MIN_BYTES = 2 * 1024;
+/** ... up to 16 KiB. Retained bytes are charged to the memcap as whole pages. */
+export const STREAM_RETAIN_PAGE_MAX_BYTES = 16 * 1024;
 /** Accounting cost of one stored segment besides its bytes (object, array slot): bounds 1-byte-segment floods. */
 export const STREAM_CHUNK_OVERHEAD_BYTES = 64;
 /**

@@ -40,7 +40,13 @@ import {
   type StreamEndReason,
 } from './events.js';
 import type { StreamMemcap } from './memcap.js';
-import { STREAM_CHUNK_OVERHEAD_BYTES, STREAM_WINDOW_SLACK_BYTES, type StreamOptions } from './options.js';
+import {
+  STREAM_CHUNK_OVERHEAD_BYTES,
+  STREAM_RETAIN_PAGE_MAX_BYTES,
+  STREAM_RETAIN_PAGE_MIN_BYTES,
+  STREAM_WINDOW_SLACK_BYTES,
+  type StreamOptions,
+} from './options.js';
 import { seqAdd, seqDiff } from './seq.js';
 
 export const DIRECTION_STATE = {
@@ -52,16 +58,34 @@ export const DIRECTION_STATE = {
 } as const;
 export type DirectionState = (typeof DIRECTION_STATE)[keyof typeof DIRECTION_STATE];
 
+/**
+ * Backing store for retained copies (after gopacket's page pools): delivered bytes are appended to the current
+ * page of their direction, so a retained segment costs a copy, not an allocation. Retained chunks are freed in
+ * offset order, so a page dies when its last chunk is trimmed. The memcap is charged whole pages (exact memory).
+ */
+class RetainPage {
+  readonly buf: Buffer;
+  used = 0;
+  /** Retained chunks still pointing into this page. */
+  live = 0;
+  constructor(bytes: number) {
+    this.buf = Buffer.allocUnsafeSlow(bytes);
+  }
+}
+
 /** A stored copy of bytes [off, off + buf.length) of the stream. */
 class Chunk {
   off: number;
   buf: Uint8Array;
-  /** Bytes reserved from the memcap for this chunk (its first length plus the overhead). */
-  readonly reserved: number;
-  constructor(off: number, buf: Uint8Array) {
+  /** Accounting size: bytes plus STREAM_CHUNK_OVERHEAD_BYTES, fixed when the chunk is stored. */
+  readonly cost: number;
+  /** The retain page holding the bytes, or null when the chunk owns them (an out-of-order copy). */
+  readonly page: RetainPage | null;
+  constructor(off: number, buf: Uint8Array, page: RetainPage | null) {
     this.off = off;
     this.buf = buf;
-    this.reserved = buf.length + STREAM_CHUNK_OVERHEAD_BYTES;
+    this.cost = buf.length + STREAM_CHUNK_OVERHEAD_BYTES;
+    this.page = page;
   }
   get end(): number {
     return this.off + this.buf.length;
@@ -88,9 +112,14 @@ export class StreamDirection {
   windowRight = -1;
   /** Offset of the FIN (the offset just past the last byte), −1 until a FIN is seen. */
   finOffset = -1;
-  /** Bytes (with per-chunk overhead) held in pending and retained, all reserved from the memcap. */
+  /** Bytes (with per-chunk overhead) held in pending and retained: what oooMaxBytes and retainMaxBytes bound. */
   pendingBytes = 0;
   retainedBytes = 0;
+  /** Bytes this direction holds reserved from the memcap (pending chunks, retain pages). */
+  memReserved = 0;
+  private page: RetainPage | null = null;
+  /** Size of the next retain page: doubles from STREAM_RETAIN_PAGE_MIN_BYTES to STREAM_RETAIN_PAGE_MAX_BYTES. */
+  private pageBytes = STREAM_RETAIN_PAGE_MIN_BYTES;
   /** Monotonic ms since when the direction waits for a hole, −1 when it does not. */
   holeSinceMs = -1;
   /** The delivered offset when the current wait began: progress restarts the wait (the byte bound still holds). */
@@ -279,14 +308,14 @@ export class StreamDirection {
       this.raise(this.onOooFull);
       return;
     }
-    if (!this.memcap.reserve(need)) {
+    if (!this.reserve(need)) {
       this.anomaly(STREAM_ANOMALY.MEMCAP, off);
       this.raise(this.onMemcap);
       return;
     }
-    const copy = new Uint8Array(len);
+    const copy = Buffer.allocUnsafeSlow(len);
     copy.set(data.subarray(from, from + len));
-    this.pending.splice(i, 0, new Chunk(off, copy));
+    this.pending.splice(i, 0, new Chunk(off, copy, null));
     this.pendingBytes += need;
     this.counters[STREAM_COUNTER.BYTES_BUFFERED]! += len;
   }
@@ -309,9 +338,9 @@ export class StreamDirection {
       const c = this.pending[0];
       if (c === undefined || c.off > this.delivered) break;
       this.pending.shift();
-      this.pendingBytes -= c.reserved;
+      this.pendingBytes -= c.cost;
       if (c.end <= this.delivered) {
-        this.memcap.release(c.reserved);
+        this.unreserve(c.cost);
         continue;
       }
       if (c.off < this.delivered) c.buf = c.buf.subarray(this.delivered - c.off);
@@ -320,12 +349,13 @@ export class StreamDirection {
       const at = this.delivered;
       this.advance(n);
       this.consumer.onData(n === c.buf.length ? c.buf : c.buf.subarray(0, n), at);
-      if (this.state !== DIRECTION_STATE.OPEN) {
-        this.memcap.release(c.reserved);
-        return;
+      if (this.state !== DIRECTION_STATE.OPEN) return;
+      if (this.opts.retainMaxBytes === 0) {
+        this.unreserve(c.cost);
+        continue;
       }
       this.retained.push(c);
-      this.retainedBytes += c.reserved;
+      this.retainedBytes += c.cost;
       this.trimRetained();
       if (this.delivered >= this.opts.depthBytes) this.depthReached();
     }
@@ -339,16 +369,27 @@ export class StreamDirection {
 
   /** Keeps a copy of delivered bytes until acknowledged (bounded by retainMaxBytes and the memcap). */
   private retainCopy(view: Uint8Array, at: number): void {
-    if (this.opts.retainMaxBytes === 0 || view.length === 0) return;
-    const need = view.length + STREAM_CHUNK_OVERHEAD_BYTES;
-    if (!this.memcap.reserve(need)) {
-      this.counters[STREAM_COUNTER.RETAIN_SKIPPED_BYTES]! += view.length;
-      return;
+    const n = view.length;
+    if (this.opts.retainMaxBytes === 0 || n === 0) return;
+    let page = this.page;
+    if (page === null || page.used + n > page.buf.length) {
+      const bytes = Math.max(n, this.pageBytes);
+      if (!this.reserve(bytes)) {
+        this.counters[STREAM_COUNTER.RETAIN_SKIPPED_BYTES]! += n;
+        return;
+      }
+      if (page !== null && page.live === 0) this.unreserve(page.buf.length);
+      page = new RetainPage(bytes);
+      this.page = page;
+      this.pageBytes = Math.min(STREAM_RETAIN_PAGE_MAX_BYTES, this.pageBytes * 2);
     }
-    const copy = new Uint8Array(view.length);
-    copy.set(view);
-    this.retained.push(new Chunk(at, copy));
-    this.retainedBytes += need;
+    page.buf.set(view, page.used);
+    const copy = page.buf.subarray(page.used, page.used + n);
+    page.used += n;
+    page.live++;
+    const c = new Chunk(at, copy, page);
+    this.retained.push(c);
+    this.retainedBytes += c.cost;
     this.trimRetained();
   }
 
@@ -359,9 +400,29 @@ export class StreamDirection {
       const c = r[0] as Chunk;
       if (c.end > this.acked && this.retainedBytes <= this.opts.retainMaxBytes) break;
       r.shift();
-      this.retainedBytes -= c.reserved;
-      this.memcap.release(c.reserved);
+      this.retainedBytes -= c.cost;
+      const page = c.page;
+      if (page === null) this.unreserve(c.cost);
+      else if (--page.live === 0) {
+        // A dead page is released, unless it is the current one and still has room (then it is reused).
+        if (page !== this.page) this.unreserve(page.buf.length);
+        else if (r.length === 0) {
+          this.unreserve(page.buf.length);
+          this.page = null;
+        }
+      }
     }
+  }
+
+  private reserve(bytes: number): boolean {
+    if (!this.memcap.reserve(bytes)) return false;
+    this.memReserved += bytes;
+    return true;
+  }
+
+  private unreserve(bytes: number): void {
+    this.memcap.release(bytes);
+    this.memReserved -= bytes;
   }
 
   /** Bytes [pos, end) of `data` (index = offset + base), all before `delivered`: compared where retained. */
@@ -457,7 +518,9 @@ export class StreamDirection {
   }
 
   private freeAll(): void {
-    this.memcap.release(this.pendingBytes + this.retainedBytes);
+    this.memcap.release(this.memReserved);
+    this.memReserved = 0;
+    this.page = null;
     this.pendingBytes = 0;
     this.retainedBytes = 0;
     this.pending.length = 0;
