@@ -156,6 +156,9 @@ export class StreamDirection {
     this.nextSeq = seq >>> 0;
     this.delivered = 0;
     this.acked = 0;
+    this.windowRight = -1;
+    this.finOffset = -1;
+    this.holeSinceMs = -1;
     if (midstream) this.anomaly(STREAM_ANOMALY.MIDSTREAM, 0);
   }
 

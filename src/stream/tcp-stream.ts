@@ -44,7 +44,7 @@ export class TcpStream {
     const peer = dir === 0 ? this.dirs[1] : this.dirs[0];
 
     if ((flags & RST) !== 0) {
-      this.rst(me, peer, seq);
+      this.rst(me, peer, flags, seq, ack);
       return SEGMENT_RESULT.ACCEPT;
     }
 
@@ -100,8 +100,16 @@ export class TcpStream {
     return mine >= 0 && theirs >= 0 ? window * 2 ** mine : window;
   }
 
-  private rst(me: StreamDirection, peer: StreamDirection, seq: number): void {
-    if (me.state !== DIRECTION_STATE.NEW) {
+  private rst(me: StreamDirection, peer: StreamDirection, flags: number, seq: number, ack: number): void {
+    if (me.state === DIRECTION_STATE.NEW) {
+      // An answer to a SYN (RFC 9293 §3.10.7.3, SYN-SENT): acceptable only when it acknowledges bytes of the peer
+      // that were seen (the SYN: offset 0).
+      const a = peer.state === DIRECTION_STATE.NEW ? -1 : peer.offsetOf(ack);
+      if ((flags & ACK) === 0 || a < 0 || a > peer.delivered) {
+        peer.reportAnomaly(STREAM_ANOMALY.RST_OUT_OF_WINDOW);
+        return;
+      }
+    } else {
       // RFC 5961 §3.2 / RFC 9293 §3.10.7.4: an RST is acceptable when its sequence number is in the receive
       // window; one the receiver would ignore must not end inspection while the connection goes on.
       const o = me.offsetOf(seq);

@@ -80,6 +80,16 @@ t.test('RST: in-window ends both directions, out-of-window is ignored (RFC 5961 
   t.same(s2c.ends, [STREAM_END.RST]);
 });
 
+t.test('an RST answering a SYN must acknowledge it (RFC 9293 §3.10.7.3)', async (t) => {
+  const { s, c2s } = pair();
+  s.packet(0, SYN, 100, 0, 64240, -1, EMPTY, 0, 0, 0);
+  s.packet(1, RST | ACK, 0, 5000, 0, -1, EMPTY, 0, 0, 0);
+  t.same(c2s.anomalies, [STREAM_ANOMALY.RST_OUT_OF_WINDOW], 'a guessed RST is ignored');
+  t.same(c2s.ends, []);
+  s.packet(1, RST | ACK, 0, 101, 0, -1, EMPTY, 0, 0, 0);
+  t.same(c2s.ends, [STREAM_END.RST], 'port closed: the RST acknowledges the SYN');
+});
+
 t.test('midstream pickup: flagged, starts at the first seen byte, window unknown', async (t) => {
   const { s, c2s } = pair();
   s.packet(0, ACK, 7777, 1, 500, -1, Buffer.from('ET / HTTP/1.1\r\n'), 0, 15, 0);
