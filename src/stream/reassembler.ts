@@ -198,7 +198,9 @@ export class StreamDirection {
     this.counters[STREAM_COUNTER.SEGMENTS]!++;
     const s = this.offsetOf(seq);
     let e = s + len;
-    if (fin) {
+    const limit = this.aheadLimit();
+    // A FIN past the window is not acceptable to the receiver (RFC 9293 §3.10.7.4) and so ends nothing here.
+    if (fin && e <= limit) {
       if (this.finOffset < 0 && e >= this.delivered) {
         this.finOffset = e;
         // Bytes buffered earlier past the FIN: the receiver will not take them either.
@@ -210,7 +212,6 @@ export class StreamDirection {
       if (!fin) this.anomaly(STREAM_ANOMALY.DATA_AFTER_FIN, this.finOffset);
       e = Math.max(s, this.finOffset);
     }
-    const limit = this.aheadLimit();
     if (e > limit) {
       this.anomaly(this.windowRight >= 0 ? STREAM_ANOMALY.BEYOND_WINDOW : STREAM_ANOMALY.TOO_FAR_AHEAD, Math.max(s, limit));
       this.raise(this.onWindow);

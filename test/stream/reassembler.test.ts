@@ -325,6 +325,8 @@ t.test('window: bytes beyond the advertised window are not buffered', async (t) 
   t.same(sink.anomalies, [STREAM_ANOMALY.BEYOND_WINDOW]);
   t.equal(d.pendingBytes, 0, 'not buffered');
   t.equal(d.segment(101, p, 0, 1, false, 0), SEGMENT_RESULT.ACCEPT, 'a one-byte zero-window probe at the edge is fine');
+  d.segment(300, p, 0, 0, true, 0);
+  t.equal(d.finOffset, -1, 'a FIN past the window ends nothing');
   const mid = make({ maxAheadBytes: 1000 });
   mid.d.start(1, true);
   t.equal(mid.d.segment(2000, p, 0, 10, false, 0), SEGMENT_RESULT.DROP);
