@@ -65,6 +65,8 @@ export class InstreamScan implements Scan {
   private pendingBytes = 0;
   private objectBytes = 0;
   private terminated = false;
+  /** Bytes past maxObjectBytes were written: a clean verdict covers only the prefix. */
+  private overLimit = false;
   private reply: Buffer[] = [];
   private replyBytes = 0;
   private connectTimer: NodeJS.Timeout | null = null;
@@ -109,6 +111,7 @@ export class InstreamScan implements Scan {
         this.send(frame);
       }
       if (n < chunk.length) {
+        this.overLimit = true;
         this.counters.bytesDiscarded += chunk.length - n;
         // The prefix is all clamd will see: end the stream now and take the verdict on it.
         this.terminate();
@@ -179,8 +182,9 @@ export class InstreamScan implements Scan {
     countResult(this.counters, result);
     this.resolveResult(result);
     this.wakeDrain();
+    // The connection goes with the outcome (clamd closes it after a reply anyway): the slot is free now.
     if (this.socket !== null) this.socket.destroy();
-    else this.release();
+    this.release();
   }
 
   private release(): void {
@@ -251,7 +255,11 @@ export class InstreamScan implements Scan {
     const nul = d.indexOf(0);
     if (nul < 0) return;
     const all = Buffer.concat(this.reply);
-    this.finish(parseInstreamReply(all.toString('latin1', 0, all.indexOf(0))));
+    const result = parseInstreamReply(all.toString('latin1', 0, all.indexOf(0)));
+    // Never clean past the size limit: clamd saw only the first maxObjectBytes.
+    if (result.kind === 'clean' && this.overLimit) {
+      this.finish(notScanned('size_limit', `object larger than ${this.limits.maxObjectBytes} bytes; its prefix was clean`));
+    } else this.finish(result);
   }
 
   private onEnd(): void {
