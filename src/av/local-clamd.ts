@@ -5,7 +5,7 @@
  * production it connects to an operator-run clamd (--clamd). Stopped by PID.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { clamdCommand } from './command.js';
@@ -80,6 +80,8 @@ export async function startLocalClamd(opts: LocalClamdOptions): Promise<LocalCla
   const clamd = opts.clamdPath ?? findClamd();
   if (clamd === null || !existsSync(clamd)) throw new LocalClamdError(`clamd is not installed: ${CLAMD_INSTALL_HINT}`);
   const db = join(opts.dir, 'db');
+  // A restart in the same directory gets exactly the signatures asked for now.
+  rmSync(db, { recursive: true, force: true });
   mkdirSync(db, { recursive: true });
   const names = opts.signatureFiles ?? readdirSync(opts.signaturesDir).filter((f) => SIGNATURE_EXTENSIONS.some((e) => f.endsWith(e)));
   if (names.length === 0) throw new LocalClamdError(`no signature files in ${opts.signaturesDir} (clamd refuses an empty DatabaseDirectory)`);
