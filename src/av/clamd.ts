@@ -25,14 +25,18 @@ export const REPLY_TIMEOUT_MS = 10_000;
 /**
  * Object size limit: bytes past it are not sent and the object is not_scanned(size_limit) unless its prefix is
  * infected. Keep it at or below clamd's StreamMaxLength, MaxFileSize and MaxScanSize: clamd says "OK" for what
- * lies past MaxFileSize/MaxScanSize unless AlertExceedsMax is set. Debian's clamd defaults: 25 MiB / 100 MiB / 400 MiB.
+ * lies past MaxFileSize/MaxScanSize unless AlertExceedsMax is set. Debian's generated clamd.conf: StreamMaxLength 25M,
+ * MaxFileSize 25M, MaxScanSize 100M.
  */
 export const MAX_OBJECT_BYTES = 20 * 1024 * 1024; // 20 MiB
 /** write() returns false above this many bytes not yet taken by the kernel. */
 export const SCAN_HIGH_WATER_BYTES = 256 * 1024; // 256 KiB
 /** A scan with more bytes than this waiting for clamd ends as not_scanned(overloaded). */
 export const SCAN_MAX_BUFFERED_BYTES = 4 * 1024 * 1024; // 4 MiB
-/** Concurrent clamd connections (clamd reads every INSTREAM connection in one poll loop; MaxConnectionQueueLength 200). */
+/**
+ * Concurrent clamd connections. clamd reads every INSTREAM connection in its one poll loop and takes a scan thread
+ * (MaxThreads) only for the verdict, so streams in progress do not use up its threads.
+ */
 export const MAX_CONCURRENT_SCANS = 32;
 /** Scans waiting for a connection; the next one is refused as overloaded. */
 export const MAX_QUEUED_SCANS = 256;
