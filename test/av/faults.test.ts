@@ -75,6 +75,7 @@ t.test('a clamd that accepts and never replies: timeout at the reply deadline, s
   const { value, ms } = await timed(scan.end());
   t.match(value, { kind: 'not_scanned', reason: 'timeout', detail: /no reply/ });
   t.ok(ms >= replyTimeoutMs - 5, `not before the deadline (${Math.round(ms)} ms)`);
+  t.ok(ms < replyTimeoutMs + 10_000, 'ended by the deadline, not by tap giving up');
   await peer.firstClosed;
   t.pass('the peer saw the connection closed');
   t.equal(scanner.counters.notScanned.timeout, 1);
