@@ -37,7 +37,8 @@ export interface InstreamLimits {
 /** A streaming scan: write() the object's bytes as they arrive, then await end(). */
 export interface Scan {
   /**
-   * Queues a copy of `chunk` for clamd. Returns false when more than the high-water mark is buffered: wait for
+   * Queues `chunk` for clamd without copying it (like net.Socket.write): leave its bytes unchanged until the
+   * scan's result has settled. Returns false when more than the high-water mark is buffered: wait for
    * waitDrain() before writing more. A write that takes the buffered bytes past maxBufferedBytes ends the scan as
    * not_scanned(overloaded). Bytes past maxObjectBytes are not sent: the scan ends on the prefix (infected if
    * the prefix is, else not_scanned(size_limit)). Writes after the outcome is known are counted and dropped.
@@ -60,8 +61,8 @@ export class InstreamScan implements Scan {
   private state: State = 'queued';
   private outcome: ScanResult | null = null;
   private socket: Socket | null = null;
-  /** Frames written before the connection is up. */
-  private pending: Buffer[] = [];
+  /** Frames written before the connection is up: header, body (null for the terminator), header, body, ... */
+  private pending: (Buffer | null)[] = [];
   private pendingBytes = 0;
   private objectBytes = 0;
   private terminated = false;
@@ -104,11 +105,11 @@ export class InstreamScan implements Scan {
       const room = this.limits.maxObjectBytes - this.objectBytes;
       const n = Math.min(chunk.length, room);
       if (n > 0) {
-        const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + n);
-        frame.writeUInt32BE(n, 0);
-        frame.set(n === chunk.length ? chunk : chunk.subarray(0, n), FRAME_HEADER_BYTES);
+        // Small allocations come from Buffer's shared pool; the bytes themselves are not copied.
+        const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+        header.writeUInt32BE(n, 0);
         this.objectBytes += n;
-        this.send(frame);
+        this.send(header, Buffer.from(chunk.buffer, chunk.byteOffset, n));
       }
       if (n < chunk.length) {
         this.overLimit = true;
@@ -197,26 +198,32 @@ export class InstreamScan implements Scan {
     return this.pendingBytes + (this.socket === null ? 0 : this.socket.writableLength);
   }
 
-  private send(frame: Buffer, flushed?: () => void): void {
+  /** One INSTREAM frame: `header` and `body` in one writev (cork), or queued until the connection is up. */
+  private send(header: Buffer, body: Buffer | null): void {
     const s = this.socket;
     if (this.state === 'streaming' && s !== null) {
-      this.counters.bytesSent += frame.length - FRAME_HEADER_BYTES;
-      const ok = flushed === undefined ? s.write(frame) : s.write(frame, (err) => err === undefined || err === null ? flushed() : undefined);
+      let ok: boolean;
+      if (body === null) {
+        // The terminator: the reply deadline starts once it (and so the whole object) is in the kernel.
+        ok = s.write(header, (err) => (err === undefined || err === null ? this.armReplyTimer() : undefined));
+      } else {
+        this.counters.bytesSent += body.length;
+        s.cork();
+        s.write(header);
+        ok = s.write(body);
+        s.uncork();
+      }
       if (!ok) this.armWriteTimer();
     } else {
-      this.pending.push(frame);
-      this.pendingBytes += frame.length;
+      this.pending.push(header, body);
+      this.pendingBytes += header.length + (body === null ? 0 : body.length);
     }
   }
 
   private terminate(): void {
     if (this.terminated || this.outcome !== null) return;
     this.terminated = true;
-    if (this.state === 'streaming') this.send(TERMINATOR, () => this.armReplyTimer());
-    else {
-      this.pending.push(TERMINATOR);
-      this.pendingBytes += TERMINATOR.length;
-    }
+    this.send(TERMINATOR, null);
   }
 
   private onConnect(s: Socket): void {
@@ -229,11 +236,7 @@ export class InstreamScan implements Scan {
     const frames = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[i] as Buffer;
-      if (f === TERMINATOR) this.send(f, () => this.armReplyTimer());
-      else this.send(f);
-    }
+    for (let i = 0; i + 1 < frames.length; i += 2) this.send(frames[i] as Buffer, frames[i + 1] ?? null);
     if (s.writableLength > 0) this.armWriteTimer();
     if (this.buffered() <= this.limits.highWaterBytes) this.wakeDrain();
   }
