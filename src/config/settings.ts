@@ -7,6 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { isClamdAddress } from '../av/address.js';
 import { FLOW_IDLE_OTHER_MS, FLOW_IDLE_TCP_MS } from '../flow/table.js';
 
 export const ENV_PREFIX = 'GWLB_INSPECTOR_';
@@ -53,6 +54,9 @@ export const SETTINGS_SCHEMA = z.strictObject({
   healthMaxAgeMs: z.coerce.number().int().min(100).max(600_000).default(3500).describe('/healthz reports 503 when no self-test succeeded for a worker within this many ms.'),
   shutdownGraceMs: z.coerce.number().int().min(0).max(60_000).default(2000).describe('On SIGTERM: ms allowed for workers to flush before exit.'),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Operational log level (JSON lines on stderr).'),
+  clamd: z.string().refine(isClamdAddress, 'unix:/path/clamd.sock or tcp:host:port').default('unix:/run/clamav/clamd.ctl').describe(
+    "Where the operator's clamd listens for the antivirus stage: unix:/path/clamd.sock or tcp:host:port (default: Debian clamav-daemon's socket). The appliance never starts a scanner itself. See docs/antivirus.md.",
+  ),
 });
 
 export type Settings = Readonly<z.infer<typeof SETTINGS_SCHEMA>>;
