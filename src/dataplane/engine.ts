@@ -66,6 +66,9 @@ export function createRecvArrays(capacity: number): RecvBatchArrays {
  */
 export type RejectBuilder = (pkt: InnerPacket, buf: Buffer, towardSender: boolean, out: Buffer, off: number) => number;
 
+/** Slots of the tx list (released held packets and originated packets) per worker, SLOT_BYTES each. */
+export const TX_SLOTS = 256;
+
 /** Hold time for stages that do not state their own budget (ms). */
 export const DEFAULT_HOLD_BUDGET_MS = 1500;
 
@@ -114,7 +117,7 @@ export class PacketEngine {
     this.flushTx = opts.flushTx;
     this.holds = new HoldStore(opts.settings.maxHeldBytes, opts.settings.maxHeldPacketsPerFlow);
     this.rxSend = createSendList(opts.settings.batchSize);
-    this.txSlots = opts.txSlots ?? 256;
+    this.txSlots = opts.txSlots ?? TX_SLOTS;
     this.txSend = createSendList(this.txSlots);
     this.txBuf = Buffer.alloc(this.txSlots * SLOT_BYTES);
     this.ctx = {
