@@ -98,7 +98,8 @@ export const SETTINGS_SCHEMA = z.strictObject({
     max: MAX_HELD_BYTES_LIMIT,
     unit: 'bytes',
     default: 64 * 1024 * 1024,
-    description: 'Bytes of packets each worker may hold while stages decide (64 MiB); when full, new holds follow --on-memcap.',
+    description:
+      'Bytes of packets each worker may hold while stages decide (64 MiB), each packet charged its length + 512 bytes of bookkeeping; when full, new holds follow --on-memcap.',
   }),
   maxHeldPacketsPerFlow: int({ min: 1, max: MAX_HELD_PACKETS_PER_FLOW_LIMIT, unit: 'packets', default: 64, description: 'Packets held per flow before the hold budget counts as exhausted.' }),
   onMalformed: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
