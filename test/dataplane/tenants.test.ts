@@ -62,7 +62,7 @@ t.before(async () => {
   const dir = t.testdir({});
   const policy = join(dir, 'tenants.yaml');
   writeFileSync(policy, POLICY);
-  app = await startAppliance(['--listen', APPLIANCE, '--port', String(port), '--admin-listen', '127.0.0.1:0', '--workers', '2', '--health-interval-ms', '100', '--policy', policy]);
+  app = await startAppliance(['--listen', APPLIANCE, '--port', String(port), '--admin-listen', '127.0.0.1:0', '--workers', '2', '--health-interval-ms', '100', '--policy', policy], {}, 60_000); // start-up takes 15–20 s on a loaded 2-core machine
   returnsSock.on('message', (msg) => returns.add(msg.toString('hex')));
   returnsSock.bind(6081, gwlb);
   await once(returnsSock, 'listening');
