@@ -53,9 +53,12 @@
 #define IPV4_DST_OFF 16
 #define IPV6_ADDRS_OFF 8          /* RFC 8200 §3: source at 8..23, destination at 24..39 */
 #define IPV6_ADDRS_END 40
-#define BPF_M_ACC 0               /* cBPF scratch: running XOR */
+#define BPF_M_ACC 0               /* cBPF scratch: hash of the source address */
+#define BPF_M_TMP 1               /* cBPF scratch: operand of a xorshift */
+#define BPF_M_STATE 2             /* cBPF scratch: running state while an IPv6 address is absorbed */
 #define BPF_M_BASE 15             /* cBPF scratch: offset of the inner packet */
-#define STEER_PROG_MAX 64
+#define STEER_PROG_MAX 256        /* the IPv6 path absorbs 8 words; ~150 instructions in all */
+#define STEER_KEY_WORDS 2         /* per-start steering key: 64 bits */
 
 /* Per-environment scratch: one per JS thread, so batches need no malloc and workers never share it. */
 typedef struct {
@@ -223,54 +226,130 @@ static int udp_socket(napi_env env, uint32_t addr, uint32_t port, uint32_t buf_b
 /*
  * The reuseport steering program. For SO_ATTACH_REUSEPORT_CBPF on UDP the kernel pulls the UDP header
  * before running the filter, so offset 0 is the first GENEVE byte; the return value is the socket index.
- *   X = 8 + 4 * OptLen (RFC 8926 §3.4) = offset of the inner IP header;
- *   IPv4: h = src ^ dst; IPv6: h = XOR of the eight address words; other protocol types: socket 0;
- *   h ^= h >> 16; h *= 0x9E3779B1 (mod 2^32); h ^= h >> 16; return h % count.
- * The multiply (Knuth's golden-ratio constant) mixes every address bit into the low bits the modulo keeps:
- * without it, h % 2 is the parity of the low address bits alone, and structured address plans (10.a.b.c with
- * related host numbers) all landed on one worker in our affinity test.
- * XOR is commutative, so (src, dst) and (dst, src) hash alike: both directions of a flow reach one worker
- * whatever outer source port GWLB uses. An out-of-bounds load ends a cBPF program with 0 (socket 0).
- * cBPF has no "A ^= M[k]", so each step reloads X from scratch memory.
+ * X = 8 + 4 * OptLen (RFC 8926 §3.4) = offset of the inner IP header. Other protocol types: socket 0.
+ *
+ * Keyed and symmetric. Each inner address is hashed on its own with the per-start key (k0, k1), and the two
+ * address hashes are added (mod 2^32): addition is commutative, so (src, dst) and (dst, src) give the same sum
+ * and both directions of a flow reach one worker whatever outer source port GWLB uses. The key keeps an
+ * outsider from choosing addresses that all land on one worker (Linux seeds its own flow hashes at boot for
+ * the same reason); like them it is a mitigation, not a cryptographic guarantee.
+ *   absorb(x, w) = y ^ (y >> 15) where y = (x ^ w) * M1
+ *   addr(a0..a3) = finish(absorb(absorb(absorb(absorb(k0, a0), a1), a2), a3))
+ *   finish(x)    = y ^ (y >> 16) where y = (x ^ k1) * M2
+ *   h = addr(src) + addr(dst); h ^= h >> 16; h *= M3; h ^= h >> 16; return h % count
+ * An IPv4 address is its IPv4-mapped form (::ffff:a.b.c.d, RFC 4291 §2.5.5.2), so one definition serves both
+ * families: the program starts IPv4 from the key-dependent constant absorb(absorb(absorb(k0, 0), 0), 0xffff)
+ * and absorbs the one address word. The multiplies (odd constants) mix every bit into the low bits the modulo
+ * keeps: structured address plans (10.a.b.c with related host numbers) must spread over every worker.
+ * steering_index() is the same function in C, for the JS mirror; an out-of-bounds load ends the program with 0.
+ * cBPF has no "A op M[k]", so each xorshift stores A and reloads it into X (which then no longer holds the
+ * inner offset: it is reloaded from M[BPF_M_BASE] before each packet load).
  */
-#define STEERING_MIX 0x9E3779B1u
+#define STEER_M1 0x9E3779B1u      /* Knuth's golden-ratio multiplier */
+#define STEER_M2 0x85EBCA6Bu      /* MurmurHash3 fmix32 multipliers */
+#define STEER_M3 0xC2B2AE35u
+#define IPV4_MAPPED_WORD2 0x0000ffffu
 
-static int build_steering(struct sock_filter *p, uint32_t count) {
-  int n = 0, j4, j6, ja, v4, v6, fold;
+static uint32_t steer_absorb(uint32_t x, uint32_t w) { x = (x ^ w) * STEER_M1; return x ^ (x >> 15); }
+static uint32_t steer_finish(uint32_t x, uint32_t k1) { x = (x ^ k1) * STEER_M2; return x ^ (x >> 16); }
+
+static uint32_t steer_addr(const uint32_t *key, const uint32_t *w) {
+  uint32_t x = key[0];
+  for (int i = 0; i < 4; i++) x = steer_absorb(x, w[i]);
+  return steer_finish(x, key[1]);
+}
+
+static uint32_t steering_index(const uint32_t *key, const uint32_t *s, const uint32_t *d, uint32_t count) {
+  uint32_t h = steer_addr(key, s) + steer_addr(key, d);
+  h ^= h >> 16;
+  h *= STEER_M3;
+  h ^= h >> 16;
+  return h % count;
+}
+
 #define OP(c, k) p[n++] = (struct sock_filter)BPF_STMT((c), (k))
-#define JEQ(k) p[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), 0, 0)
-  OP(BPF_LD | BPF_B | BPF_ABS, 0), OP(BPF_ALU | BPF_AND | BPF_K, GENEVE_OPT_LEN_MASK);    /* A = Opt Len */
-  OP(BPF_ALU | BPF_LSH | BPF_K, 2), OP(BPF_ALU | BPF_ADD | BPF_K, GENEVE_BASE_LEN);      /* A = inner offset */
-  OP(BPF_MISC | BPF_TAX, 0), OP(BPF_ST, BPF_M_BASE);                                     /* X = M[base] = A */
-  OP(BPF_LD | BPF_H | BPF_ABS, GENEVE_PROTO_OFF);
-  j4 = n, JEQ(ETHERTYPE_IPV4), j6 = n, JEQ(ETHERTYPE_IPV6), OP(BPF_RET | BPF_K, 0);
-  v4 = n, OP(BPF_LD | BPF_W | BPF_IND, IPV4_SRC_OFF), OP(BPF_ST, BPF_M_ACC);
-  OP(BPF_LD | BPF_W | BPF_IND, IPV4_DST_OFF), OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_ACC);
-  ja = n, OP(BPF_JMP | BPF_JA, 0);
-  v6 = n, OP(BPF_LD | BPF_W | BPF_IND, IPV6_ADDRS_OFF), OP(BPF_ST, BPF_M_ACC);
-  for (int off = IPV6_ADDRS_OFF + 4; off < IPV6_ADDRS_END; off += 4) {
-    OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_BASE), OP(BPF_LD | BPF_W | BPF_IND, off), OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_ACC);
-    if (off + 4 < IPV6_ADDRS_END) OP(BPF_ALU | BPF_XOR | BPF_X, 0), OP(BPF_ST, BPF_M_ACC);
-  }
-  fold = n, OP(BPF_ALU | BPF_XOR | BPF_X, 0), OP(BPF_ST, BPF_M_ACC);                     /* h = A ^ X */
-  OP(BPF_ALU | BPF_RSH | BPF_K, 16), OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_ACC), OP(BPF_ALU | BPF_XOR | BPF_X, 0);
-  OP(BPF_ALU | BPF_MUL | BPF_K, STEERING_MIX), OP(BPF_ST, BPF_M_ACC);                   /* h *= K */
-  OP(BPF_ALU | BPF_RSH | BPF_K, 16), OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_ACC), OP(BPF_ALU | BPF_XOR | BPF_X, 0);
-  OP(BPF_ALU | BPF_MOD | BPF_K, count), OP(BPF_RET | BPF_A, 0);
-#undef OP
-#undef JEQ
-  p[j4].jt = (uint8_t)(v4 - j4 - 1);             /* jf 0 falls through to the next test / RET 0 */
-  p[j6].jt = (uint8_t)(v6 - j6 - 1);
-  p[ja].k = (uint32_t)(fold - ja - 1);
+
+/* A ^= A >> shift (clobbers X). */
+static int emit_xorshift(struct sock_filter *p, int n, uint32_t shift) {
+  OP(BPF_ST, BPF_M_TMP), OP(BPF_ALU | BPF_RSH | BPF_K, shift), OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_TMP);
+  OP(BPF_ALU | BPF_XOR | BPF_X, 0);
   return n;
 }
 
+/* A = absorb(state, A) where A holds (state ^ word) already: the multiply and the xorshift. */
+static int emit_absorb_tail(struct sock_filter *p, int n) {
+  OP(BPF_ALU | BPF_MUL | BPF_K, STEER_M1);
+  return emit_xorshift(p, n, 15);
+}
+
+/* A = finish(A). */
+static int emit_finish(struct sock_filter *p, int n, uint32_t k1) {
+  OP(BPF_ALU | BPF_XOR | BPF_K, k1), OP(BPF_ALU | BPF_MUL | BPF_K, STEER_M2);
+  return emit_xorshift(p, n, 16);
+}
+
+/* A = addr(IPv4 word at inner offset + off). */
+static int emit_v4_addr(struct sock_filter *p, int n, uint32_t off, uint32_t mapped_state, uint32_t k1) {
+  OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_BASE), OP(BPF_LD | BPF_W | BPF_IND, off);
+  OP(BPF_ALU | BPF_XOR | BPF_K, mapped_state);
+  n = emit_absorb_tail(p, n);
+  return emit_finish(p, n, k1);
+}
+
+/* A = addr(the four IPv6 address words at inner offset + off). */
+static int emit_v6_addr(struct sock_filter *p, int n, uint32_t off, const uint32_t *key) {
+  for (uint32_t i = 0; i < 4; i++) {
+    OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_BASE), OP(BPF_LD | BPF_W | BPF_IND, off + 4 * i);
+    if (i == 0) OP(BPF_ALU | BPF_XOR | BPF_K, key[0]);
+    else OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_STATE), OP(BPF_ALU | BPF_XOR | BPF_X, 0);
+    n = emit_absorb_tail(p, n);
+    if (i < 3) OP(BPF_ST, BPF_M_STATE);
+  }
+  return emit_finish(p, n, key[1]);
+}
+
+static int build_steering(struct sock_filter *p, uint32_t count, const uint32_t *key) {
+  int n = 0, j4, j6, ja, v6, combine;
+  const uint32_t mapped_state = steer_absorb(steer_absorb(steer_absorb(key[0], 0), 0), IPV4_MAPPED_WORD2);
+#define JEQ(k) p[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), 0, 0)
+  OP(BPF_LD | BPF_B | BPF_ABS, 0), OP(BPF_ALU | BPF_AND | BPF_K, GENEVE_OPT_LEN_MASK);    /* A = Opt Len */
+  OP(BPF_ALU | BPF_LSH | BPF_K, 2), OP(BPF_ALU | BPF_ADD | BPF_K, GENEVE_BASE_LEN);      /* A = inner offset */
+  OP(BPF_ST, BPF_M_BASE);
+  OP(BPF_LD | BPF_H | BPF_ABS, GENEVE_PROTO_OFF);
+  j4 = n, JEQ(ETHERTYPE_IPV4), j6 = n, JEQ(ETHERTYPE_IPV6), OP(BPF_RET | BPF_K, 0);
+  /* IPv4: the jump lands here (jt 0 is the next instruction) */
+  n = emit_v4_addr(p, n, IPV4_SRC_OFF, mapped_state, key[1]);
+  OP(BPF_ST, BPF_M_ACC);
+  n = emit_v4_addr(p, n, IPV4_DST_OFF, mapped_state, key[1]);
+  ja = n, OP(BPF_JMP | BPF_JA, 0);
+  v6 = n;
+  n = emit_v6_addr(p, n, IPV6_ADDRS_OFF, key);
+  OP(BPF_ST, BPF_M_ACC);
+  n = emit_v6_addr(p, n, IPV6_ADDRS_OFF + 16, key);
+  combine = n;                                                                            /* A = addr(dst) */
+  OP(BPF_LDX | BPF_W | BPF_MEM, BPF_M_ACC), OP(BPF_ALU | BPF_ADD | BPF_X, 0);            /* h = sum */
+  n = emit_xorshift(p, n, 16);
+  OP(BPF_ALU | BPF_MUL | BPF_K, STEER_M3);
+  n = emit_xorshift(p, n, 16);
+  OP(BPF_ALU | BPF_MOD | BPF_K, count), OP(BPF_RET | BPF_A, 0);
+#undef JEQ
+  p[j4].jt = (uint8_t)(j6 + 2 - j4 - 1);         /* past the IPv6 test and RET 0: the IPv4 block */
+  p[j4].jf = 0;                                  /* next instruction: the IPv6 test */
+  p[j6].jt = (uint8_t)(v6 - j6 - 1);
+  p[j6].jf = 0;                                  /* next instruction: RET 0 */
+  p[ja].k = (uint32_t)(combine - ja - 1);
+  return n;
+}
+#undef OP
+
 static napi_value js_open_udp_group(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   UINT(0, "addr", 0xffffffffu, addr);
   UINT(1, "port", 65535, port);
   UINT(2, "count", MAX_GROUP, count);
   UINT(3, "bufBytes", 0x7fffffff, buf_bytes);
+  uint32_t *key;
+  if (get_typed(env, argv[4], "steeringKey", napi_uint32_array, STEER_KEY_WORDS, (void **)&key)) return NULL;
   if (count < 1) return range_error(env, "count", "must be at least 1");
   int fds[MAX_GROUP];
   for (uint32_t i = 0; i < count; i++) {
@@ -281,7 +360,7 @@ static napi_value js_open_udp_group(napi_env env, napi_callback_info info) {
   }
   if (count > 1) {
     struct sock_filter code[STEER_PROG_MAX];
-    struct sock_fprog prog = { .len = (unsigned short)build_steering(code, count), .filter = code };
+    struct sock_fprog prog = { .len = (unsigned short)build_steering(code, count, key), .filter = code };
     if (setsockopt(fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog)) {
       int err = errno;
       for (uint32_t i = 0; i < count; i++) close(fds[i]);
@@ -585,18 +664,15 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
 /* ---------------------------------------------------------------- steering (JS mirror of the BPF) */
 
 static napi_value js_steering_index(napi_env env, napi_callback_info info) {
-  ARGS(3);
-  uint32_t *s, *d;
+  ARGS(4);
+  uint32_t *s, *d, *key;
   if (get_typed(env, argv[0], "innerSrcWords", napi_uint32_array, 4, (void **)&s) ||
       get_typed(env, argv[1], "innerDstWords", napi_uint32_array, 4, (void **)&d)) return NULL;
   UINT(2, "count", MAX_GROUP, count);
+  if (get_typed(env, argv[3], "steeringKey", napi_uint32_array, STEER_KEY_WORDS, (void **)&key)) return NULL;
   if (count < 1) return range_error(env, "count", "must be at least 1");
-  /* IPv4 arrives IPv4-mapped ([0, 0, 0xffff, a]): the 0xffff words cancel, leaving src ^ dst as the BPF. */
-  uint32_t h = s[0] ^ s[1] ^ s[2] ^ s[3] ^ d[0] ^ d[1] ^ d[2] ^ d[3];
-  h ^= h >> 16;
-  h *= STEERING_MIX;
-  h ^= h >> 16;
-  return num(env, h % count);
+  /* IPv4 arrives IPv4-mapped ([0, 0, 0xffff, a]), the form the BPF program's IPv4 path starts from. */
+  return num(env, steering_index(key, s, d, count));
 }
 
 /* ---------------------------------------------------------------- poll */

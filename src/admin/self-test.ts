@@ -14,7 +14,7 @@ import { buildIPv4Udp } from '../packet/build.js';
 import { PROBE_PORT } from '../dataplane/engine.js';
 import { ipv4ToU32, u32ToIpv4 } from '../packet/address.js';
 
-const PROBE_SRC = '192.0.2.1'; // RFC 5737 TEST-NET-1: never a real host
+const PROBE_SRC = '192.0.2.1'; // RFC 5737 TEST-NET-1: never a real host (further probe sources: the same /24)
 const PROBE_SOURCE_PORT = 7;
 const RECV_BYTES = 16 * 1024;
 
@@ -33,30 +33,40 @@ export class SelfTest {
   private poll: PollHandle | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(listen: string, port: number, workers: number, nonce: Buffer) {
+  constructor(listen: string, port: number, workers: number, nonce: Buffer, steeringKey: Uint32Array) {
     this.native = loadNative();
     const addr = listen === '0.0.0.0' ? '127.0.0.1' : listen;
     this.targetAddr = ipv4ToU32(addr);
     this.targetPort = port;
     this.fd = this.native.openUdp(this.targetAddr, 0, 1 << 20);
     this.lastOkMs = new Array<number>(workers).fill(0);
-    const src = ipv4ToU32(PROBE_SRC);
-    for (let w = 0; w < workers; w++) this.probes.push(this.buildProbe(src, w, workers, nonce));
+    for (let w = 0; w < workers; w++) this.probes.push(this.buildProbe(w, workers, nonce, steeringKey));
   }
 
-  /** Picks an inner destination in 192.0.2.0/24 that the steering function maps to worker `w`. */
-  private buildProbe(src: number, w: number, workers: number, nonce: Buffer): Buffer {
-    const srcWords = new Uint32Array([0, 0, 0xffff, src]);
+  /**
+   * Picks inner addresses in 192.0.2.0/24 that the steering function (keyed per start) maps to worker `w`: the
+   * source starts at PROBE_SRC, and further sources are tried only if no destination host fits, so with 64
+   * workers and any key a pair is found (253 destinations miss one worker with probability ~2 %; 253² pairs never).
+   */
+  private buildProbe(w: number, workers: number, nonce: Buffer, steeringKey: Uint32Array): Buffer {
+    const net = ipv4ToU32(PROBE_SRC) & 0xffffff00;
+    const first = ipv4ToU32(PROBE_SRC) & 0xff;
+    const srcWords = new Uint32Array([0, 0, 0xffff, 0]);
     const dstWords = new Uint32Array([0, 0, 0xffff, 0]);
-    let dst = -1;
-    for (let host = 2; host < 255 && dst < 0; host++) {
-      dstWords[3] = ((src & 0xffffff00) | host) >>> 0;
-      if (workers === 1 || this.native.steeringIndex(srcWords, dstWords, workers) === w) dst = dstWords[3] as number;
+    for (let i = 0; i < 253; i++) {
+      const srcHost = 1 + ((first - 1 + i) % 253);
+      srcWords[3] = (net | srcHost) >>> 0;
+      for (let host = 2; host < 255; host++) {
+        if (host === srcHost) continue;
+        dstWords[3] = (net | host) >>> 0;
+        if (workers === 1 || this.native.steeringIndex(srcWords, dstWords, workers, steeringKey) === w) {
+          const inner = buildIPv4Udp({ src: u32ToIpv4(srcWords[3] as number), dst: u32ToIpv4(dstWords[3] as number), srcPort: PROBE_SOURCE_PORT, dstPort: PROBE_PORT, payload: nonce });
+          const header = encodeGeneveHeader({ protocolType: 0x0800, endpointIdHi: 0, endpointIdLo: 0, attachmentIdHi: 0, attachmentIdLo: 0, flowCookie: w });
+          return Buffer.concat([header, inner]);
+        }
+      }
     }
-    if (dst < 0) throw new Error(`no probe address steers to worker ${w}`);
-    const inner = buildIPv4Udp({ src: PROBE_SRC, dst: u32ToIpv4(dst), srcPort: PROBE_SOURCE_PORT, dstPort: PROBE_PORT, payload: nonce });
-    const header = encodeGeneveHeader({ protocolType: 0x0800, endpointIdHi: 0, endpointIdLo: 0, attachmentIdHi: 0, attachmentIdLo: 0, flowCookie: w });
-    return Buffer.concat([header, inner]);
+    throw new Error(`no probe address steers to worker ${w}`);
   }
 
   start(intervalMs: number): void {

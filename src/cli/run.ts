@@ -32,7 +32,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
     await supervisor.stop().catch(() => undefined);
     return 1;
   }
-  const selfTest = new SelfTest(settings.listen, settings.port, settings.workers, supervisor.probeNonce);
+  const selfTest = new SelfTest(settings.listen, settings.port, settings.workers, supervisor.probeNonce, supervisor.steeringKey);
   selfTest.start(settings.healthIntervalMs);
   const [adminHost, adminPortText] = settings.adminListen.split(':') as [string, string];
   const admin = await startAdminServer(adminHost, Number(adminPortText), {

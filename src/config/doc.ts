@@ -2,7 +2,9 @@
  * docs/configuration.md is generated from SETTINGS_SCHEMA (scripts/gen-config-doc.mjs) so the documented
  * settings, defaults and environment variables cannot drift from the code; a test fails when it is stale.
  */
-import { SETTINGS_SCHEMA, envName, flagName } from './settings.js';
+import { MEMORY_BUDGET_SHARE, SETTINGS_SCHEMA, allowedValues, envName, flagName, formatBytes, resolveSettings, worstCaseMemory } from './settings.js';
+import { FLOW_BYTES_PER_FLOW_FIXED, FLOW_HEADER_SLOT_BYTES, flowTableBytes } from '../flow/table.js';
+import { SLOT_BYTES, TX_SLOTS } from '../dataplane/engine.js';
 
 export function settingDefault(schema: unknown): unknown {
   const def = (schema as { def?: { defaultValue?: unknown } }).def?.defaultValue;
@@ -12,9 +14,14 @@ export function settingDefault(schema: unknown): unknown {
 export function configurationMarkdown(): string {
   const rows = Object.entries(SETTINGS_SCHEMA.shape).map(([name, schema]) => {
     let def = settingDefault(schema);
-    if (name === 'workers') def = 'number of cores';
-    return `| \`--${flagName(name)}\` | \`${envName(name)}\` | ${typeof def === 'string' ? def : JSON.stringify(def)} | ${(schema.description ?? '').replace(/\|/g, '\\|')} |`;
+    if (name === 'workers') def = 'number of cores (at most 64)';
+    const cell = (text: string): string => text.replace(/\|/g, '\\|');
+    return `| \`--${flagName(name)}\` | \`${envName(name)}\` | ${typeof def === 'string' ? def : JSON.stringify(def)} | ${cell(allowedValues(name))} | ${cell(schema.description ?? '')} |`;
   });
+  // A fixed, documented example (2 workers, every other setting at its default) so the doc does not depend
+  // on the machine that generates it.
+  const example = worstCaseMemory(resolveSettings({ workers: '2' }, {}, Number.MAX_SAFE_INTEGER));
+  const perFlow = flowTableBytes(1_000_000) / 1_000_000;
   return [
     '# Configuration',
     '',
@@ -22,12 +29,31 @@ export function configurationMarkdown(): string {
     '',
     'Every setting of `gwlb-inspector run` is a flag and an environment variable (flags win over the environment,',
     'the environment over defaults). Values are validated at start; an invalid one stops the appliance with a',
-    'message naming the flag or variable. Every buffer, queue, table and timer of the data plane is bounded by one',
-    'of these settings or by a named constant listed below.',
+    'one-line message per bad value naming the flag or variable, the value, and the allowed range with its unit',
+    '(exit code 2), e.g. `--max-flows: "1e12" is out of range; allowed: 16 to 8,000,000 flows`. Every buffer, queue,',
+    'table and timer of the data plane is bounded by one of these settings or by a named constant listed below.',
     '',
-    '| flag | environment | default | meaning |',
-    '| --- | --- | --- | --- |',
+    '| flag | environment | default | allowed | meaning |',
+    '| --- | --- | --- | --- | --- |',
     ...rows,
+    '',
+    '## Memory: what the bounds add up to',
+    '',
+    'Each range caps one resource; together they must also fit the machine. At start the appliance adds up the',
+    `worst case of its bounds and refuses to start (exit 2, one line with each part) when that exceeds ${Math.round(MEMORY_BUDGET_SHARE * 100)} % of`,
+    "the machine's memory, or of the container's limit (cgroup) when that is lower; the rest is left to the",
+    'JavaScript runtime itself (V8 heaps and code: an idle appliance with 2 workers measured ~115 MB of RSS).',
+    '',
+    '| part | worst case | with 2 workers and the defaults |',
+    '| --- | --- | --- |',
+    `| flow tables | \`--max-flows\` × ~${Math.round(perFlow)} bytes (${FLOW_BYTES_PER_FLOW_FIXED} per flow + the ${FLOW_HEADER_SLOT_BYTES}-byte header slot + hash buckets), ×1.5 while the last doubling copies | ${formatBytes(example.flowTables)} |`,
+    `| held packets | \`--max-held-bytes\` × \`--workers\` | ${formatBytes(example.heldPackets)} |`,
+    `| socket buffers (kernel) | \`--socket-buffer-bytes\` × 2 (UDP receive, raw send) × 2 (Linux doubles it) × \`--workers\` | ${formatBytes(example.socketBuffers)} |`,
+    `| packet slots | (\`--batch-size\` + ${TX_SLOTS} tx slots) × ${SLOT_BYTES} bytes × \`--workers\` | ${formatBytes(example.packetBuffers)} |`,
+    `| total | | ${formatBytes(example.total)} |`,
+    '',
+    'Largest values: `--max-flows` 8,000,000 (~1.7 GiB of flow tables), `--max-held-bytes` 1 GiB per worker,',
+    '`--socket-buffer-bytes` 256 MiB, `--batch-size` 1024, `--workers` 64; not all of them at once on one machine.',
     '',
     '## Fixed bounds (constants)',
     '',

@@ -5,10 +5,11 @@
  * Each setting has a CLI flag and an environment variable (containers): flag `--max-flows` ↔ env
  * `GWLB_INSPECTOR_MAX_FLOWS`. Flags win over env, env over defaults. docs/configuration.md lists them all.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { isClamdAddress } from '../av/address.js';
-import { FLOW_IDLE_OTHER_MS, FLOW_IDLE_TCP_MS } from '../flow/table.js';
+import { FLOW_IDLE_OTHER_MS, FLOW_IDLE_TCP_MS, flowTableBytes } from '../flow/table.js';
+import { SLOT_BYTES, TX_SLOTS } from '../dataplane/engine.js';
 
 export const ENV_PREFIX = 'GWLB_INSPECTOR_';
 
@@ -16,33 +17,92 @@ export const ENV_PREFIX = 'GWLB_INSPECTOR_';
 export const FLOW_IDLE_TCP_S = FLOW_IDLE_TCP_MS / 1000;
 export const FLOW_IDLE_OTHER_S = FLOW_IDLE_OTHER_MS / 1000;
 
-const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.0.0.5');
-const hostPort = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$/, 'ADDR:PORT with an IPv4 address, like 0.0.0.0:8080');
+/** Sockets in a reuseport group the addon accepts (MAX_GROUP in native/gwlb_net.c is 256); one per worker. */
+export const MAX_WORKERS = 64;
+/**
+ * --max-flows cap. A full flow table costs ~227 bytes per flow (FLOW_BYTES_PER_FLOW_FIXED + the 64-byte header
+ * slot + buckets, src/flow/table.ts): 8,000,000 flows are ~1.7 GiB, plus the previous half-size generation
+ * while the last doubling copies. Far above what one appliance instance carries behind GWLB, far below 2^26.
+ */
+export const MAX_FLOWS_LIMIT = 8_000_000; // flows
+/** recvmmsg/sendmmsg batch cap (MAX_BATCH in native/gwlb_net.c): 1024 × 8640-byte slots = 8.4 MiB per worker. */
+export const MAX_BATCH_SIZE = 1024; // datagrams
+/** Socket buffer cap: Linux doubles SO_RCVBUF/SO_SNDBUF for bookkeeping, so 256 MiB may commit 512 MiB. */
+export const MAX_SOCKET_BUFFER_BYTES = 256 * 1024 * 1024; // 256 MiB
+/** Hold memcap cap per worker. */
+export const MAX_HELD_BYTES_LIMIT = 1024 * 1024 * 1024; // 1 GiB
+/** Held packets per flow cap: releasing a flow's hold walks them all in one go. */
+export const MAX_HELD_PACKETS_PER_FLOW_LIMIT = 4096; // packets
+/** Longest accepted policy path (Linux PATH_MAX). */
+export const MAX_PATH_CHARS = 4096;
+/** Share of the machine's (or container's) memory the worst case of the bounds may take; the rest is the runtime's. */
+export const MEMORY_BUDGET_SHARE = 0.8;
+
+const ipv4Octets = (s: string): boolean => s.split('.').every((o) => Number(o) <= 255);
+const ipv4 = z
+  .string()
+  .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/)
+  .refine(ipv4Octets)
+  .meta({ allowed: 'an IPv4 address like 10.0.0.5' });
+const hostPort = z
+  .string()
+  .regex(/^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$/)
+  .refine((s) => ipv4Octets(s.slice(0, s.lastIndexOf(':'))) && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535)
+  .meta({ allowed: 'ADDR:PORT with an IPv4 address and a port 0–65535, like 0.0.0.0:8080' });
 
 export const EXCEPTION_ACTIONS = ['drop', 'pass'] as const;
+
+/** What a numeric setting accepts; kept in the schema's metadata for error messages and docs. */
+export interface SettingRange {
+  min: number;
+  max: number;
+  /** Plural unit, as shown after the numbers ("flows", "bytes", "ms"); empty for plain numbers (ports). */
+  unit: string;
+}
+
+/** An integer setting in [min, max] of `unit`, with its default. */
+function int(o: SettingRange & { default: number; description: string }) {
+  const range: SettingRange = { min: o.min, max: o.max, unit: o.unit };
+  return z.coerce.number().int().min(o.min).max(o.max).default(o.default).meta({ description: o.description, range });
+}
 
 /** name, flag, type and doc of every setting; the CLI help and docs are generated from this table. */
 export const SETTINGS_SCHEMA = z.strictObject({
   listen: ipv4.default('0.0.0.0').describe('Address to receive GENEVE on (the appliance address GWLB targets).'),
-  port: z.coerce.number().int().min(1).max(65535).default(6081).describe('UDP port GWLB sends GENEVE to (always 6081 on AWS).'),
+  port: int({ min: 1, max: 65535, unit: '', default: 6081, description: 'UDP port GWLB sends GENEVE to (always 6081 on AWS).' }),
   adminListen: hostPort.default('0.0.0.0:8080').describe('Health/metrics HTTP listener, ADDR:PORT. Point the GWLB target group health check here (HTTP /healthz).'),
-  policy: z.string().min(1).default('policies/default.yaml').describe('Policy file (YAML).'),
-  workers: z.coerce.number().int().min(1).max(64).default(availableParallelism()).describe('Worker threads, each owning a shard of flows (default: one per core).'),
+  policy: z.string().min(1).max(MAX_PATH_CHARS).meta({ allowed: `a file path of 1–${MAX_PATH_CHARS} characters` }).default('policies/default.yaml').describe('Policy file (YAML).'),
+  workers: int({ min: 1, max: MAX_WORKERS, unit: 'threads', default: Math.min(availableParallelism(), MAX_WORKERS), description: 'Worker threads, each owning a shard of flows (default: one per core).' }),
   returnMode: z.enum(['raw', 'udp']).default('raw').describe(
     "raw: return path through a raw IPv4 socket, source port = GWLB's port as GWLB requires (needs CAP_NET_RAW). " +
       'udp: plain UDP socket, source port = --port; only for environments without CAP_NET_RAW, NOT what GWLB expects.',
   ),
-  maxFlows: z.coerce.number().int().min(16).max(16_000_000).default(1_000_000).describe(
-    'Flow table cap across all workers; at the cap the least recently seen flow is evicted.',
-  ),
-  flowIdleTcpS: z.coerce.number().int().min(1).max(86_400).default(FLOW_IDLE_TCP_S).describe('TCP flow idle timeout, seconds (GWLB default 350; set ≥ the GWLB setting).'),
-  flowIdleOtherS: z.coerce.number().int().min(1).max(86_400).default(FLOW_IDLE_OTHER_S).describe('UDP/other flow idle timeout, seconds (GWLB: 120).'),
-  batchSize: z.coerce.number().int().min(1).max(1024).default(64).describe('Datagrams per recvmmsg/sendmmsg batch.'),
-  socketBufferBytes: z.coerce.number().int().min(65_536).max(1_073_741_824).default(8 * 1024 * 1024).describe('SO_RCVBUF/SO_SNDBUF per socket, bytes (8 MiB).'),
-  maxHeldBytes: z.coerce.number().int().min(0).max(4_294_967_296).default(64 * 1024 * 1024).describe(
-    'Bytes of packets a worker may hold while stages decide (64 MiB); when full, new holds follow --on-memcap.',
-  ),
-  maxHeldPacketsPerFlow: z.coerce.number().int().min(1).max(100_000).default(64).describe('Packets held per flow before the hold budget counts as exhausted.'),
+  maxFlows: int({
+    min: 16,
+    max: MAX_FLOWS_LIMIT,
+    unit: 'flows',
+    default: 1_000_000,
+    description: 'Flow table cap across all workers; at the cap the least recently seen flow is evicted. A full table costs ~227 bytes per flow (1,000,000 ≈ 217 MiB).',
+  }),
+  flowIdleTcpS: int({ min: 1, max: 86_400, unit: 's', default: FLOW_IDLE_TCP_S, description: 'TCP flow idle timeout, seconds (GWLB default 350; set ≥ the GWLB setting).' }),
+  flowIdleOtherS: int({ min: 1, max: 86_400, unit: 's', default: FLOW_IDLE_OTHER_S, description: 'UDP/other flow idle timeout, seconds (GWLB: 120).' }),
+  batchSize: int({ min: 1, max: MAX_BATCH_SIZE, unit: 'datagrams', default: 64, description: 'Datagrams per recvmmsg/sendmmsg batch (each takes an 8640-byte receive slot per worker).' }),
+  socketBufferBytes: int({
+    min: 65_536,
+    max: MAX_SOCKET_BUFFER_BYTES,
+    unit: 'bytes',
+    default: 8 * 1024 * 1024,
+    description: 'SO_RCVBUF/SO_SNDBUF per socket, bytes (8 MiB; the kernel doubles it for bookkeeping).',
+  }),
+  maxHeldBytes: int({
+    min: 0,
+    max: MAX_HELD_BYTES_LIMIT,
+    unit: 'bytes',
+    default: 64 * 1024 * 1024,
+    description:
+      'Bytes of packets each worker may hold while stages decide (64 MiB), each packet charged its length + 512 bytes of bookkeeping; when full, new holds follow --on-memcap.',
+  }),
+  maxHeldPacketsPerFlow: int({ min: 1, max: MAX_HELD_PACKETS_PER_FLOW_LIMIT, unit: 'packets', default: 64, description: 'Packets held per flow before the hold budget counts as exhausted.' }),
   onMalformed: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
@@ -50,9 +110,9 @@ export const SETTINGS_SCHEMA = z.strictObject({
   reevaluateOnReload: z.stringbool().default(false).describe(
     'After a successful policy reload, decide established flows again by the new policy (default: they keep their verdict).',
   ),
-  healthIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000).describe('Self-test probe interval, ms.'),
-  healthMaxAgeMs: z.coerce.number().int().min(100).max(600_000).default(3500).describe('/healthz reports 503 when no self-test succeeded for a worker within this many ms.'),
-  shutdownGraceMs: z.coerce.number().int().min(0).max(60_000).default(2000).describe('On SIGTERM: ms allowed for workers to flush before exit.'),
+  healthIntervalMs: int({ min: 50, max: 60_000, unit: 'ms', default: 1000, description: 'Self-test probe interval, ms.' }),
+  healthMaxAgeMs: int({ min: 100, max: 600_000, unit: 'ms', default: 3500, description: '/healthz reports 503 when no self-test succeeded for a worker within this many ms.' }),
+  shutdownGraceMs: int({ min: 0, max: 60_000, unit: 'ms', default: 2000, description: 'On SIGTERM: ms allowed for workers to flush before exit.' }),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Operational log level (JSON lines on stderr).'),
   clamd: z.string().refine(isClamdAddress, 'unix:/path/clamd.sock or tcp:host:port').default('unix:/run/clamav/clamd.ctl').describe(
     "Where the operator's clamd listens for the antivirus stage: unix:/path/clamd.sock or tcp:host:port (default: Debian clamav-daemon's socket). The appliance never starts a scanner itself. See docs/antivirus.md.",
@@ -77,8 +137,90 @@ export class SettingsError extends Error {
   }
 }
 
-/** Merges flag values over env values over defaults, validates, freezes. */
-export function resolveSettings(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): Settings {
+const BYTE_UNITS: Array<[number, string]> = [
+  [1024 ** 3, 'GiB'],
+  [1024 ** 2, 'MiB'],
+  [1024, 'KiB'],
+];
+
+/** 268435456 → "256 MiB"; other byte counts with one decimal of the largest unit that fits. */
+export function formatBytes(n: number): string {
+  for (const [size, unit] of BYTE_UNITS) {
+    if (n >= size) return `${Number.isInteger(n / size) ? n / size : (n / size).toFixed(1)} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+function schemaMeta(schema: unknown): Record<string, unknown> {
+  const own = (schema as z.ZodType).meta() ?? {};
+  const inner = (schema as { def?: { innerType?: z.ZodType } }).def?.innerType;
+  return { ...(inner?.meta() ?? {}), ...own };
+}
+
+/** The range of a numeric setting (undefined for the others). */
+export function settingRange(name: string): SettingRange | undefined {
+  const schema = (SETTINGS_SCHEMA.shape as Record<string, unknown>)[name];
+  return schemaMeta(schema)['range'] as SettingRange | undefined;
+}
+
+/** What a setting accepts, in words: "16 to 8,000,000 flows", "raw or udp", "an IPv4 address like 10.0.0.5". */
+export function allowedValues(name: string): string {
+  const range = settingRange(name);
+  if (range !== undefined) {
+    const span = `${range.min.toLocaleString('en-US')} to ${range.max.toLocaleString('en-US')}${range.unit === '' ? '' : ' ' + range.unit}`;
+    return range.unit === 'bytes' ? `${span} (${formatBytes(range.max)} at most)` : span;
+  }
+  const schema = (SETTINGS_SCHEMA.shape as Record<string, unknown>)[name] as { def?: { innerType?: unknown } } | undefined;
+  const meta = schemaMeta(schema);
+  if (typeof meta['allowed'] === 'string') return meta['allowed'];
+  const inner = schema?.def?.innerType as { options?: readonly string[] } | undefined;
+  if (inner?.options !== undefined) return `${inner.options.slice(0, -1).join(', ')} or ${inner.options.at(-1) ?? ''}`;
+  return 'true or false (also 1/0, yes/no, on/off)';
+}
+
+function problem(issue: z.core.$ZodIssue, value: string): string {
+  if (issue.code === 'too_big' || issue.code === 'too_small') {
+    if (issue.origin !== 'string') return 'is out of range';
+    return value === '' ? 'is empty' : 'is too long';
+  }
+  if (issue.code === 'invalid_type' && issue.expected === 'int') return 'is not a whole number';
+  if (issue.code === 'invalid_type' && issue.expected === 'number') return 'is not a number';
+  return value === '' ? 'is empty' : 'is not valid';
+}
+
+/**
+ * Worst-case memory of the data plane's bounds, bytes: every flow table full (plus the previous half-size
+ * generation while the last doubling copies), every worker's hold memcap full, every receive and tx slot, and
+ * the receive buffer of each worker's UDP socket and the send buffer of its raw socket full (the kernel
+ * doubles both). The JS runtime itself (V8 heaps, code) comes on top: see MEMORY_BUDGET_SHARE.
+ */
+export function worstCaseMemory(s: Pick<Settings, 'workers' | 'maxFlows' | 'maxHeldBytes' | 'batchSize' | 'socketBufferBytes'>): {
+  flowTables: number;
+  heldPackets: number;
+  packetBuffers: number;
+  socketBuffers: number;
+  total: number;
+} {
+  const perWorkerFlows = Math.max(16, Math.ceil(s.maxFlows / s.workers)); // as worker-main.ts sizes the table
+  const flowTables = s.workers * (flowTableBytes(perWorkerFlows) + flowTableBytes(Math.ceil(perWorkerFlows / 2)));
+  const heldPackets = s.workers * s.maxHeldBytes;
+  const packetBuffers = s.workers * (s.batchSize + TX_SLOTS) * SLOT_BYTES;
+  const socketBuffers = s.workers * 2 * 2 * s.socketBufferBytes;
+  return { flowTables, heldPackets, packetBuffers, socketBuffers, total: flowTables + heldPackets + packetBuffers + socketBuffers };
+}
+
+/** Memory this process may use: the machine's, or the container's (cgroup) limit when lower. */
+export function availableMemoryBytes(): number {
+  const constrained = process.constrainedMemory();
+  return constrained > 0 ? Math.min(totalmem(), constrained) : totalmem();
+}
+
+/**
+ * Merges flag values over env values over defaults, validates, freezes. Each invalid value gives one line
+ * naming its flag (or environment variable), the value, and what is allowed with its unit. Then the bounds
+ * together must fit MEMORY_BUDGET_SHARE of `memoryBytes` (default: this machine's or container's memory).
+ */
+export function resolveSettings(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv, memoryBytes = availableMemoryBytes()): Settings {
   const raw: Record<string, string> = {};
   for (const name of Object.keys(SETTINGS_SCHEMA.shape)) {
     const fromFlag = flags[name];
@@ -88,12 +230,28 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
   }
   const parsed = SETTINGS_SCHEMA.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
+    const lines: string[] = [];
+    const seen = new Set<string>();
+    for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? '');
+      if (seen.has(name)) continue; // one line per setting
+      seen.add(name);
       const source = flags[name] !== undefined ? `--${flagName(name)}` : envName(name);
-      return `${source}: ${issue.message}`;
-    });
+      const value = raw[name] ?? '';
+      lines.push(`${source}: ${JSON.stringify(value)} ${problem(issue, value)}; allowed: ${allowedValues(name)}`);
+    }
     throw new SettingsError(lines.join('\n'));
   }
-  return Object.freeze(parsed.data);
+  const settings = parsed.data;
+  const need = worstCaseMemory(settings);
+  const budget = Math.floor(memoryBytes * MEMORY_BUDGET_SHARE);
+  if (need.total > budget) {
+    throw new SettingsError(
+      `settings need up to ${formatBytes(need.total)} in the worst case (flow tables ${formatBytes(need.flowTables)}, ` +
+        `held packets ${formatBytes(need.heldPackets)} = --max-held-bytes × --workers, socket buffers ${formatBytes(need.socketBuffers)}, ` +
+        `packet slots ${formatBytes(need.packetBuffers)}) but ${Math.round(MEMORY_BUDGET_SHARE * 100)} % of this machine's memory is ${formatBytes(budget)}: ` +
+        'lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers',
+    );
+  }
+  return Object.freeze(settings);
 }

@@ -66,6 +66,9 @@ export function createRecvArrays(capacity: number): RecvBatchArrays {
  */
 export type RejectBuilder = (pkt: InnerPacket, buf: Buffer, towardSender: boolean, out: Buffer, off: number) => number;
 
+/** Slots of the tx list (released held packets and originated packets) per worker, SLOT_BYTES each. */
+export const TX_SLOTS = 256;
+
 /** Hold time for stages that do not state their own budget (ms). */
 export const DEFAULT_HOLD_BUDGET_MS = 1500;
 
@@ -114,7 +117,7 @@ export class PacketEngine {
     this.flushTx = opts.flushTx;
     this.holds = new HoldStore(opts.settings.maxHeldBytes, opts.settings.maxHeldPacketsPerFlow);
     this.rxSend = createSendList(opts.settings.batchSize);
-    this.txSlots = opts.txSlots ?? 256;
+    this.txSlots = opts.txSlots ?? TX_SLOTS;
     this.txSend = createSendList(this.txSlots);
     this.txBuf = Buffer.alloc(this.txSlots * SLOT_BYTES);
     this.ctx = {
@@ -196,17 +199,17 @@ export class PacketEngine {
     if (pkt.isFragment) bump(c, COUNTER.FRAGMENTS);
 
     const flows = this.flows;
-    let flow = flows.lookupOrCreate(pkt, nowMs);
+    // The key includes the GWLB endpoint id (0, 0 without the option): tenants' identical 5-tuples never meet.
+    let flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
     if (!flows.created && this.isNewConnection(flow)) {
-      // Same 5-tuple, new flow: GWLB renewed the cookie after its idle timeout, or a SYN reopened a closed
-      // connection. The old verdict must not carry over: start the flow afresh (DESIGN.md §2).
+      // Same endpoint and 5-tuple, new flow: GWLB renewed the cookie after its idle timeout, or a SYN reopened a
+      // closed connection. The old verdict must not carry over: start the flow afresh (DESIGN.md §2).
       bump(c, COUNTER.FLOW_RENEWALS);
       flows.remove(flow);
-      flow = flows.lookupOrCreate(pkt, nowMs);
+      flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
     }
     if (flows.created) {
       bump(c, COUNTER.FLOW_CREATIONS);
-      if (gh.hasEndpointId) flows.setEndpoint(flow, gh.endpointIdHi, gh.endpointIdLo);
       if (gh.hasFlowCookie) flows.setCookie(flow, gh.flowCookie);
     }
     // DESIGN.md §2: GWLB reuses a 5-tuple with a new cookie after its idle timeout: always keep the newest header.

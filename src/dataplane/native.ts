@@ -8,6 +8,7 @@
  * (127.0.0.1 === 0x7f000001). Every call that can fail throws an Error whose message starts with the syscall
  * name and whose `code` is the errno name (e.g. 'EADDRINUSE'); "would block" is never an error (returns 0).
  */
+import { getRandomValues } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 export interface PollHandle {
@@ -40,10 +41,11 @@ export interface NativeNet {
    * Opens `count` non-blocking UDP sockets bound to addr:port with SO_REUSEPORT, in index order, each with
    * IP_PKTINFO and SO_RXQ_OVFL enabled and SO_RCVBUF/SO_SNDBUF set to bufBytes (SO_*BUFFORCE when permitted).
    * When count > 1 a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) steers each datagram to socket
-   * steeringIndex(inner src, inner dst) so both directions of a flow reach the same socket; datagrams too
-   * short to carry an inner address go to socket 0.
+   * steeringIndex(inner src, inner dst, count, steeringKey) so both directions of a flow reach the same socket;
+   * datagrams too short to carry an inner address go to socket 0. `steeringKey` (STEERING_KEY_WORDS words,
+   * newSteeringKey()) is baked into the program: draw a fresh one per start so outsiders cannot aim flows.
    */
-  openUdpGroup(addr: number, port: number, count: number, bufBytes: number): number[];
+  openUdpGroup(addr: number, port: number, count: number, bufBytes: number, steeringKey: Uint32Array): number[];
   /** One plain non-blocking UDP socket (port 0 = ephemeral), IP_PKTINFO on. */
   openUdp(addr: number, port: number, bufBytes: number): number;
   /** Local port of a bound socket. */
@@ -82,8 +84,19 @@ export interface NativeNet {
   /** read(2)/write(2) on a non-blocking fd (TUN): returns bytes, 0 on EAGAIN. */
   readFd(fd: number, buf: Buffer, off: number, len: number): number;
   writeFd(fd: number, buf: Buffer, off: number, len: number): number;
-  /** The steering function the BPF program computes, for tests and the health prober. */
-  steeringIndex(innerSrcWords: Uint32Array, innerDstWords: Uint32Array, count: number): number;
+  /**
+   * The steering function the BPF program computes with `steeringKey` (native/gwlb_net.c explains it):
+   * symmetric in src and dst, addresses as InnerPacket words (IPv4 mapped). For tests and the health prober.
+   */
+  steeringIndex(innerSrcWords: Uint32Array, innerDstWords: Uint32Array, count: number, steeringKey: Uint32Array): number;
+}
+
+/** Words (32-bit) of the steering key: 64 bits. */
+export const STEERING_KEY_WORDS = 2;
+
+/** A random steering key from the CSPRNG, one per start of the appliance. */
+export function newSteeringKey(): Uint32Array {
+  return getRandomValues(new Uint32Array(STEERING_KEY_WORDS));
 }
 
 let cached: NativeNet | undefined;

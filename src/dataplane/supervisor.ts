@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { loadNative, type NativeNet } from './native.js';
+import { loadNative, newSteeringKey, type NativeNet } from './native.js';
 import { COUNTER, createCounters, dropReasons, namedCounters } from './counters.js';
 import type { WorkerInit, WorkerMessage, WorkerReport } from './worker-main.js';
 import type { ChainFactoryInput } from '../pipeline/chain.js';
@@ -34,6 +34,8 @@ interface WorkerSlot {
 export class Supervisor {
   readonly settings: Settings;
   readonly probeNonce: Buffer = randomBytes(PROBE_NONCE_BYTES);
+  /** Key of the kernel's worker steering, drawn per start (native/gwlb_net.c); the self-test needs it too. */
+  readonly steeringKey: Uint32Array = newSteeringKey();
   private readonly native: NativeNet;
   private readonly slots: WorkerSlot[] = [];
   private readonly log: Logger;
@@ -56,7 +58,7 @@ export class Supervisor {
   /** Opens sockets, starts workers, resolves when every worker reported ready. */
   async start(): Promise<void> {
     const s = this.settings;
-    const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes);
+    const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes, this.steeringKey);
     for (let i = 0; i < fds.length; i++) {
       const rawFd = s.returnMode === 'raw' ? this.native.openRawSend(s.socketBufferBytes) : -1;
       this.slots.push({ index: i, fd: fds[i] as number, rawFd, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });

@@ -2,7 +2,13 @@
  * Symmetric flow hashing: both directions of a flow hash to the same 32-bit value, so the flow table (and any
  * worker sharding keyed on it) finds one entry for A→B and B→A without first deciding which side is which.
  *
- * The key is (protocol, {(src address, src port), (dst address, dst port)}): an unordered pair of endpoints.
+ * The key is (GWLB endpoint id, IP version, protocol, {(src address, src port), (dst address, dst port)}): an
+ * unordered pair of endpoints within one tenant.
+ * - GWLB endpoint id (GENEVE option type 1, 64 bits as hi/lo halves; 0, 0 when GWLB sent none): one fleet
+ *   serves many VPCs, and VPCs overlap (every VPC can have 10.0.0.5), so the same 5-tuple through two
+ *   endpoints is two flows that must never share state (DESIGN.md §2).
+ * - IP version: addresses are compared IPv4-mapped (below), so an IPv6 packet between ::ffff:a.b.c.d addresses
+ *   would otherwise be the same key as the IPv4 flow.
  * - TCP / UDP: the 5-tuple.
  * - ICMP / ICMPv6 echo: the 3-tuple plus the echo identifier, which the decoder puts in both srcPort and dstPort
  *   (see InnerPacket), so request and reply share a key.
@@ -68,7 +74,8 @@ export function effectiveDstPort(pkt: InnerPacket): number {
 }
 
 /**
- * Symmetric hash of an explicit tuple (addresses as 4-word arrays). flowHash(pkt) is this over the packet's key.
+ * Symmetric hash of an explicit 5-tuple (addresses as 4-word arrays), without tenant or IP version: what a
+ * 5-tuple load balancer hashes (the lab's GWLB emulator uses it). The flow table uses flowKeyHash.
  *
  * Why it is symmetric: each endpoint is hashed on its own by the same function, and the two endpoint hashes are
  * combined with addition mod 2^32, which is commutative. Reversing the packet swaps the operands of that
@@ -96,9 +103,36 @@ export function tupleHash(
 }
 
 /**
- * 32-bit hash of the packet's flow key, identical for both directions of the flow (see tupleHash for why).
- * Allocation-free: reads the packet's address words in place.
+ * Symmetric hash of a whole flow key: tupleHash's endpoint sum, with the GWLB endpoint id and the IP version
+ * mixed into that sum. Both are the same for the two directions of a flow, so the result stays symmetric, and
+ * the final mix sees every bit of them (full avalanche), so two tenants' identical 5-tuples land in unrelated
+ * buckets.
  */
-export function flowHash(pkt: InnerPacket, seed = 0): number {
-  return tupleHash(pkt.protocol, pkt.src, effectiveSrcPort(pkt), pkt.dst, effectiveDstPort(pkt), seed);
+export function flowKeyHash(
+  endpointHi: number,
+  endpointLo: number,
+  ipVersion: number,
+  protocol: number,
+  src: ArrayLike<number>,
+  srcPort: number,
+  dst: ArrayLike<number>,
+  dstPort: number,
+  seed = 0,
+): number {
+  const a = endpointHash(src[0] as number, src[1] as number, src[2] as number, src[3] as number, srcPort, seed);
+  const b = endpointHash(dst[0] as number, dst[1] as number, dst[2] as number, dst[3] as number, dstPort, seed);
+  let h = (a + b) | 0;
+  h ^= Math.imul(protocol + 1, PROTOCOL_SPREAD);
+  h = mixWord(h, endpointHi);
+  h = mixWord(h, endpointLo);
+  h = mixWord(h, ipVersion);
+  return fmix32(h ^ seed) >>> 0;
+}
+
+/**
+ * 32-bit hash of the flow key of `pkt` received through GWLB endpoint (endpointHi, endpointLo), identical for
+ * both directions of the flow (see tupleHash for why). Allocation-free: reads the address words in place.
+ */
+export function flowHash(pkt: InnerPacket, endpointHi: number, endpointLo: number, seed = 0): number {
+  return flowKeyHash(endpointHi, endpointLo, pkt.ipVersion, pkt.protocol, pkt.src, effectiveSrcPort(pkt), pkt.dst, effectiveDstPort(pkt), seed);
 }

@@ -5,8 +5,10 @@
  * Layout: a flow is an index into typed arrays. No per-flow JS objects, no string keys, no Map: a lookup is a
  * hash, one bucket read and a walk of a short chain comparing numbers, and allocates nothing.
  * - The fields a lookup and an LRU move touch live together in one 64-byte record per flow (hash, chain link,
- *   LRU links, the 8 address words, both ports, protocol and class, last-seen): a lookup reads the bucket and
- *   one record, and the LRU move rewrites neighbours' records instead of a line in each of several arrays.
+ *   LRU links, and the whole key: the 8 address words, both ports, protocol, IP version and the 64-bit GWLB
+ *   endpoint id, see key.ts; plus the class): a lookup reads the bucket and one record, and the LRU move
+ *   rewrites neighbours' records instead of a line in each of several arrays. Last-seen per direction lives in
+ *   lastSeenMs (touch writes it anyway); only expiry and eviction read it, at list heads.
  *   Measured with 1,000,000 flows, random order, on this 2-core VM: find() costs the same either way
  *   (~500 ns, dominated by two dependent cache/TLB misses), lookup() with its LRU move ~20 % less than with
  *   one array per field (~500 vs ~640 ns).
@@ -21,7 +23,8 @@
  * it when freed, instead of keeping freed arrays in the heap (27 MB of RSS at 1,000,000 flows when each field
  * had its own buffer). A generation starts zero-filled and untouched pages are not committed (empty buckets are
  * 0, so nothing is filled up front): even initialCapacity = maxFlows costs RSS only for the flows written
- * (bench: +0.1 MB for an empty 1,000,000-flow table). ~235 bytes per flow with the default 64-byte header slot;
+ * (bench: +0.1 MB for an empty 1,000,000-flow table). ~227 bytes per flow with the default 64-byte header slot
+ * (FLOW_BYTES_PER_FLOW_FIXED + slot + buckets; flowTableBytes computes it);
  * the bench measures 1,000,000 flows at ~280 MB RSS for the whole process. Arrays are
  * *replaced* when the table grows: read fields through the table each time (`table.action[flow]`), never keep a
  * reference to an array across a lookupOrCreate.
@@ -146,25 +149,40 @@ const R_NEXT = 3;
 const R_ADDR = 4;
 /** Initiator port << 16 | responder port. */
 const R_PORTS = 12;
-/** Protocol in bits 0–7, FLOW_CLASS in bits 8–15. */
+/** Protocol in bits 0–7, META_V6 (IP version 6) in bit 8: the key's part of the word; FLOW_CLASS from bit 16. */
 const R_META = 13;
 const META_PROTOCOL_MASK = 0xff;
-const META_CLASS_SHIFT = 8;
-/** Last packet in either direction (ms), a Float64 over words 14–15: recF[flow * 8 + RF_SEEN]. */
-const RF_SEEN = 7;
+const META_V6 = 0x100;
+const META_KEY_MASK = META_PROTOCOL_MASK | META_V6;
+const META_CLASS_SHIFT = 16;
+/** GWLB endpoint id (TLV type 1), high and low 32 bits: the tenant part of the key (0, 0 without the option). */
+const R_ENDPOINT_HI = 14;
+const R_ENDPOINT_LO = 15;
+
+/**
+ * Bytes per flow of every per-flow array except the header slot: the 64-byte record, 8 × 64-bit fields (flow
+ * id, created, last seen ×2, packets ×2, bytes ×2), 5 × 32-bit (cookie, two outer addresses, rule, overflow
+ * slot), 2 × 16-bit (outer port, header length) and 3 × 8-bit (action, TCP state, flags).
+ */
+export const FLOW_BYTES_PER_FLOW_FIXED = REC_WORDS * 4 + 8 * 8 + 5 * 4 + 2 * 2 + 3;
+
+/**
+ * Storage bytes of a full table of `flows` flows with `slotBytes` header slots (buckets included): what
+ * --max-flows commits at worst (growing briefly holds the previous, half-size generation as well).
+ */
+export function flowTableBytes(flows: number, slotBytes: number = FLOW_HEADER_SLOT_BYTES): number {
+  return flows * (FLOW_BYTES_PER_FLOW_FIXED + slotBytes) + bucketCountFor(flows) * 4;
+}
 
 /** Every array of one storage generation, all views of one ArrayBuffer. */
 interface Storage {
   rec: Uint32Array;
   recI: Int32Array;
-  recF: Float64Array;
   flowId: Float64Array;
   createdMs: Float64Array;
   lastSeenMs: Float64Array;
   packets: Float64Array;
   bytes: Float64Array;
-  endpointIdHi: Uint32Array;
-  endpointIdLo: Uint32Array;
   flowCookie: Uint32Array;
   gwlbAddr: Uint32Array;
   localAddr: Uint32Array;
@@ -184,7 +202,7 @@ type ViewCtor<T> = { new (buffer: ArrayBuffer, byteOffset: number, length: numbe
 
 /** Carves a generation for `cap` flows out of one ArrayBuffer, widest elements first so every view is aligned. */
 function allocateStorage(cap: number, slotBytes: number, bucketCount: number): Storage {
-  const bytes = cap * (REC_WORDS * 4 + 8 * 8 + 7 * 4 + 2 * 2 + 3 + slotBytes) + bucketCount * 4;
+  const bytes = cap * FLOW_BYTES_PER_FLOW_FIXED + cap * slotBytes + bucketCount * 4;
   const buffer = new ArrayBuffer(bytes);
   let off = 0;
   const take = <T>(ctor: ViewCtor<T>, length: number): T => {
@@ -196,14 +214,11 @@ function allocateStorage(cap: number, slotBytes: number, bucketCount: number): S
   const s: Storage = {
     rec,
     recI: new Int32Array(buffer, 0, cap * REC_WORDS),
-    recF: new Float64Array(buffer, 0, cap * (REC_WORDS / 2)),
     flowId: take(Float64Array, cap),
     createdMs: take(Float64Array, cap),
     lastSeenMs: take(Float64Array, cap * 2),
     packets: take(Float64Array, cap * 2),
     bytes: take(Float64Array, cap * 2),
-    endpointIdHi: take(Uint32Array, cap),
-    endpointIdLo: take(Uint32Array, cap),
     flowCookie: take(Uint32Array, cap),
     gwlbAddr: take(Uint32Array, cap),
     localAddr: take(Uint32Array, cap),
@@ -230,6 +245,11 @@ function nextPowerOfTwo(n: number): number {
 /** Load factor ≤ 0.5: a successful lookup visits ~1.25 records on average. */
 function bucketCountFor(cap: number): number {
   return nextPowerOfTwo(cap * 2);
+}
+
+/** The key bits of the R_META word for a packet: protocol and IP version. */
+function keyMeta(pkt: InnerPacket): number {
+  return (pkt.protocol & META_PROTOCOL_MASK) | (pkt.ipVersion === 6 ? META_V6 : 0);
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {
@@ -285,9 +305,6 @@ export class FlowTable implements FlowAccess {
   /** Per direction at [flow * 2 + direction] (countPacket). */
   packets!: Float64Array;
   bytes!: Float64Array;
-  /** GWLB endpoint id (TLV type 1) as two 32-bit halves; 0 until setEndpoint. */
-  endpointIdHi!: Uint32Array;
-  endpointIdLo!: Uint32Array;
   /** GWLB flow cookie (TLV type 3); 0 until setCookie. */
   flowCookie!: Uint32Array;
   /** Outer addresses the newest header came with (host order of significance, as native.ts). */
@@ -306,7 +323,6 @@ export class FlowTable implements FlowAccess {
   // ---- internals -----------------------------------------------------------------------------------------
   private rec!: Uint32Array;
   private recI!: Int32Array;
-  private recF!: Float64Array;
   private buckets!: Int32Array;
   private headerLen!: Uint16Array;
   private headerSlots!: Uint8Array;
@@ -355,14 +371,11 @@ export class FlowTable implements FlowAccess {
   private adopt(s: Storage): void {
     this.rec = s.rec;
     this.recI = s.recI;
-    this.recF = s.recF;
     this.flowId = s.flowId;
     this.createdMs = s.createdMs;
     this.lastSeenMs = s.lastSeenMs;
     this.packets = s.packets;
     this.bytes = s.bytes;
-    this.endpointIdHi = s.endpointIdHi;
-    this.endpointIdLo = s.endpointIdLo;
     this.flowCookie = s.flowCookie;
     this.gwlbAddr = s.gwlbAddr;
     this.localAddr = s.localAddr;
@@ -380,15 +393,19 @@ export class FlowTable implements FlowAccess {
 
   // ---- lookup ----------------------------------------------------------------------------------------------
 
-  /** Finds the packet's flow without touching it; sets `direction`. -1 when absent. */
-  find(pkt: InnerPacket): number {
-    return this.findHashed(pkt, flowHash(pkt, this.seed));
+  /**
+   * Finds the flow of the packet that came through GWLB endpoint (endpointHi, endpointLo) without touching it;
+   * sets `direction`. -1 when absent. The endpoint id is GENEVE option type 1 (0, 0 when the option is absent):
+   * the same 5-tuple through two endpoints is two flows (key.ts).
+   */
+  find(pkt: InnerPacket, endpointHi: number, endpointLo: number): number {
+    return this.findHashed(pkt, endpointHi, endpointLo, flowHash(pkt, endpointHi, endpointLo, this.seed));
   }
 
   /** The per-packet lookup: finds the flow, sets `direction`, refreshes last-seen for that direction. */
-  lookup(pkt: InnerPacket, nowMs: number): number {
+  lookup(pkt: InnerPacket, endpointHi: number, endpointLo: number, nowMs: number): number {
     this.created = false;
-    const f = this.findHashed(pkt, flowHash(pkt, this.seed));
+    const f = this.findHashed(pkt, endpointHi, endpointLo, flowHash(pkt, endpointHi, endpointLo, this.seed));
     if (f >= 0) this.touch(f, this.direction, nowMs);
     return f;
   }
@@ -397,19 +414,21 @@ export class FlowTable implements FlowAccess {
    * lookup, creating the flow (packet's source = initiator, direction 0, `created` true) when absent.
    * At maxFlows the least recently seen flow is evicted first (onRemove runs before this returns).
    */
-  lookupOrCreate(pkt: InnerPacket, nowMs: number): number {
-    const h = flowHash(pkt, this.seed);
-    const found = this.findHashed(pkt, h);
+  lookupOrCreate(pkt: InnerPacket, endpointHi: number, endpointLo: number, nowMs: number): number {
+    const h = flowHash(pkt, endpointHi, endpointLo, this.seed);
+    const found = this.findHashed(pkt, endpointHi, endpointLo, h);
     if (found >= 0) {
       this.created = false;
       this.touch(found, this.direction, nowMs);
       return found;
     }
-    return this.create(pkt, h, nowMs);
+    return this.create(pkt, endpointHi, endpointLo, h, nowMs);
   }
 
-  private findHashed(pkt: InnerPacket, h: number): number {
-    const proto = pkt.protocol;
+  private findHashed(pkt: InnerPacket, endpointHi: number, endpointLo: number, h: number): number {
+    const meta = keyMeta(pkt);
+    const epHi = endpointHi >>> 0;
+    const epLo = endpointLo >>> 0;
     const sp = effectiveSrcPort(pkt);
     const dp = effectiveDstPort(pkt);
     const fwdPorts = ((sp << 16) | dp) >>> 0;
@@ -429,7 +448,12 @@ export class FlowTable implements FlowAccess {
     let f = (this.buckets[h & this.bucketMask] as number) - 1;
     while (f >= 0) {
       const r = f << REC_SHIFT;
-      if (rec[r + R_HASH] === h && ((rec[r + R_META] as number) & META_PROTOCOL_MASK) === proto) {
+      if (
+        rec[r + R_HASH] === h &&
+        ((rec[r + R_META] as number) & META_KEY_MASK) === meta &&
+        rec[r + R_ENDPOINT_LO] === epLo &&
+        rec[r + R_ENDPOINT_HI] === epHi
+      ) {
         const ports = rec[r + R_PORTS];
         const a = r + R_ADDR;
         if (
@@ -462,7 +486,6 @@ export class FlowTable implements FlowAccess {
   private touch(f: number, dir: Direction, nowMs: number): void {
     const now = this.advanceClock(nowMs);
     this.lastSeenMs[(f << 1) + dir] = now;
-    this.recF[(f << (REC_SHIFT - 1)) + RF_SEEN] = now;
     const cls = this.classBits(f);
     if (this.listTail[cls] !== f) {
       this.unlinkLru(f, cls);
@@ -470,7 +493,7 @@ export class FlowTable implements FlowAccess {
     }
   }
 
-  private create(pkt: InnerPacket, h: number, nowMs: number): number {
+  private create(pkt: InnerPacket, endpointHi: number, endpointLo: number, h: number, nowMs: number): number {
     if (this.inCallback) throw new FlowTableError(FLOW_TABLE_ERROR.REENTRANT, 'onRemove must not create flows');
     const now = this.advanceClock(nowMs);
     if (this.size >= this.maxFlows) {
@@ -497,9 +520,10 @@ export class FlowTable implements FlowAccess {
     rec[a + 7] = d[3] as number;
     rec[r + R_PORTS] = ((effectiveSrcPort(pkt) << 16) | effectiveDstPort(pkt)) >>> 0;
     const cls = pkt.protocol === IP_PROTO.TCP ? FLOW_CLASS.TCP : FLOW_CLASS.OTHER;
-    rec[r + R_META] = (pkt.protocol & META_PROTOCOL_MASK) | (cls << META_CLASS_SHIFT);
+    rec[r + R_META] = keyMeta(pkt) | (cls << META_CLASS_SHIFT);
+    rec[r + R_ENDPOINT_HI] = endpointHi;
+    rec[r + R_ENDPOINT_LO] = endpointLo;
     rec[r + R_HASH] = h;
-    this.recF[(f << (REC_SHIFT - 1)) + RF_SEEN] = now;
     const b = h & this.bucketMask;
     this.recI[r + R_CHAIN] = (this.buckets[b] as number) - 1;
     this.buckets[b] = f + 1;
@@ -514,8 +538,6 @@ export class FlowTable implements FlowAccess {
     this.packets[p + 1] = 0;
     this.bytes[p] = 0;
     this.bytes[p + 1] = 0;
-    this.endpointIdHi[f] = 0;
-    this.endpointIdLo[f] = 0;
     this.flowCookie[f] = 0;
     this.gwlbAddr[f] = 0;
     this.localAddr[f] = 0;
@@ -544,9 +566,13 @@ export class FlowTable implements FlowAccess {
     this.bytes[i] = (this.bytes[i] as number) + bytes;
   }
 
-  setEndpoint(flow: number, hi: number, lo: number): void {
-    this.endpointIdHi[flow] = hi;
-    this.endpointIdLo[flow] = lo;
+  /** High 32 bits of the flow's GWLB endpoint id (part of its key; 0 when GWLB sent no endpoint option). */
+  endpointIdHiOf(flow: number): number {
+    return this.rec[(flow << REC_SHIFT) + R_ENDPOINT_HI] as number;
+  }
+
+  endpointIdLoOf(flow: number): number {
+    return this.rec[(flow << REC_SHIFT) + R_ENDPOINT_LO] as number;
   }
 
   setCookie(flow: number, cookie: number): void {
@@ -576,7 +602,11 @@ export class FlowTable implements FlowAccess {
 
   /** Last packet in either direction, ms. */
   lastSeenOf(flow: number): number {
-    return this.recF[(flow << (REC_SHIFT - 1)) + RF_SEEN] as number;
+    // The table's clock never goes back, so the later of the two directions is the flow's last packet.
+    const p = flow << 1;
+    const a = this.lastSeenMs[p] as number;
+    const b = this.lastSeenMs[p + 1] as number;
+    return a > b ? a : b;
   }
 
   protocolOf(flow: number): number {
@@ -600,8 +630,8 @@ export class FlowTable implements FlowAccess {
       out.src[i] = this.rec[a + i] as number;
       out.dst[i] = this.rec[a + 4 + i] as number;
     }
-    // IPv4-mapped (::ffff:0:0/96) means IPv4; see packet/types.ts.
-    out.ipVersion = out.src[0] === 0 && out.src[1] === 0 && out.src[2] === 0xffff ? 4 : 6;
+    // The version is part of the key: an IPv6 packet between IPv4-mapped addresses is not an IPv4 flow.
+    out.ipVersion = ((this.rec[(flow << REC_SHIFT) + R_META] as number) & META_V6) !== 0 ? 6 : 4;
     out.protocol = this.protocolOf(flow);
     out.srcPort = this.initiatorPortOf(flow);
     out.dstPort = this.responderPortOf(flow);
@@ -625,7 +655,7 @@ export class FlowTable implements FlowAccess {
 
   private setClass(f: number, cls: number): void {
     const i = (f << REC_SHIFT) + R_META;
-    this.rec[i] = ((this.rec[i] as number) & META_PROTOCOL_MASK) | (cls << META_CLASS_SHIFT);
+    this.rec[i] = ((this.rec[i] as number) & META_KEY_MASK) | (cls << META_CLASS_SHIFT);
   }
 
   // ---- removal ---------------------------------------------------------------------------------------------
@@ -849,8 +879,6 @@ export class FlowTable implements FlowAccess {
     next.lastSeenMs.set(this.lastSeenMs);
     next.packets.set(this.packets);
     next.bytes.set(this.bytes);
-    next.endpointIdHi.set(this.endpointIdHi);
-    next.endpointIdLo.set(this.endpointIdLo);
     next.flowCookie.set(this.flowCookie);
     next.gwlbAddr.set(this.gwlbAddr);
     next.localAddr.set(this.localAddr);

@@ -5,6 +5,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { totalmem } from 'node:os';
 import { CLI, REPO } from '../helpers/appliance.js';
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -30,6 +31,39 @@ t.test('unknown commands and flags, and invalid values, exit 2 with a message na
   const badEnv = cli(['run'], { GWLB_INSPECTOR_WORKERS: 'zero' });
   t.equal(badEnv.code, 2);
   t.match(badEnv.err, /GWLB_INSPECTOR_WORKERS/);
+});
+
+t.test('out-of-range settings exit 2 with one line naming the flag or variable, the range and the unit', async (t) => {
+  // Loopback and an unused port: if a value were accepted, nothing reachable from outside would start.
+  const safe = ['--listen', '127.0.0.1', '--port', String(20000 + Math.floor(Math.random() * 40000)), '--admin-listen', '127.0.0.1:0', '--policy', 'policies/default.yaml'];
+  const cases: Array<[string[], NodeJS.ProcessEnv, string]> = [
+    [['--max-flows', '1e12'], {}, '--max-flows: "1e12" is out of range; allowed: 16 to 8,000,000 flows'],
+    [['--max-flows', '10000000'], {}, '--max-flows: "10000000" is out of range; allowed: 16 to 8,000,000 flows'],
+    [[], { GWLB_INSPECTOR_BATCH_SIZE: '100000' }, 'GWLB_INSPECTOR_BATCH_SIZE: "100000" is out of range; allowed: 1 to 1,024 datagrams'],
+    [['--socket-buffer-bytes', '1073741824'], {}, '--socket-buffer-bytes: "1073741824" is out of range; allowed: 65,536 to 268,435,456 bytes (256 MiB at most)'],
+    [['--max-held-bytes', '4294967296'], {}, '--max-held-bytes: "4294967296" is out of range; allowed: 0 to 1,073,741,824 bytes (1 GiB at most)'],
+    [['--max-held-packets-per-flow', '100000'], {}, '--max-held-packets-per-flow: "100000" is out of range; allowed: 1 to 4,096 packets'],
+    [['--workers', '0'], {}, '--workers: "0" is out of range; allowed: 1 to 64 threads'],
+    [['--health-interval-ms', 'soon'], {}, '--health-interval-ms: "soon" is not a number; allowed: 50 to 60,000 ms'],
+  ];
+  for (const [args, env, line] of cases) {
+    const r = cli(['run', ...safe, ...args], env);
+    t.equal(r.code, 2, `${args.join(' ') || JSON.stringify(env)}: exit 2`);
+    t.equal(r.err, line + '\n', `${args.join(' ') || JSON.stringify(env)}: exactly one line`);
+    t.notMatch(r.err, /"msg":"started"/);
+  }
+});
+
+t.test('bounds that together exceed this machine\'s memory are refused at start in one line', async (t) => {
+  const args = ['--workers', '64', '--max-held-bytes', String(1024 ** 3), '--socket-buffer-bytes', String(256 * 1024 ** 2), '--max-flows', '8000000'];
+  // 64 GiB of holds + 64 GiB of socket buffers + ~2.6 GiB of flow tables: refused unless the machine is huge.
+  if (totalmem() * 0.8 > 135 * 1024 ** 3) {
+    t.skip(`this machine has ${totalmem()} bytes of memory: the largest bounds fit`);
+    return;
+  }
+  const r = cli(['run', '--listen', '127.0.0.1', '--port', '1', '--admin-listen', '127.0.0.1:0', ...args]);
+  t.equal(r.code, 2);
+  t.match(r.err, /^settings need up to 1\d\d\.\d GiB in the worst case \(flow tables [\d.]+ GiB, held packets 64 GiB = --max-held-bytes × --workers, socket buffers 64 GiB, packet slots [\d.]+ MiB\) but 80 % of this machine's memory is [\d.]+ [GM]iB: lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers\n$/);
 });
 
 t.test('an invalid policy at start is reported as file:line:column and the appliance does not start', async (t) => {

@@ -1,6 +1,20 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { resolveSettings, SettingsError, envName, flagName } from '../../src/config/settings.js';
+import {
+  MAX_FLOWS_LIMIT,
+  MAX_HELD_BYTES_LIMIT,
+  MAX_WORKERS,
+  SETTINGS_SCHEMA,
+  SettingsError,
+  allowedValues,
+  envName,
+  flagName,
+  formatBytes,
+  resolveSettings,
+  settingRange,
+  worstCaseMemory,
+} from '../../src/config/settings.js';
+import { flowTableBytes } from '../../src/flow/table.js';
 import { configurationMarkdown } from '../../src/config/doc.js';
 
 t.test('defaults follow GWLB: port 6081, TCP idle 350 s, other idle 120 s, raw return path', async (t) => {
@@ -40,4 +54,61 @@ t.test('invalid values are rejected naming the flag or variable that carried the
 t.test('docs/configuration.md is generated from the schema and up to date', async (t) => {
   const committed = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
   t.equal(committed, configurationMarkdown(), 'run: npm run build && node scripts/gen-config-doc.mjs');
+});
+
+const GiB = 1024 ** 3;
+const NAMES = Object.keys(SETTINGS_SCHEMA.shape);
+
+t.test('every setting has a validated range or set of values, stated in words', async (t) => {
+  for (const name of NAMES) {
+    const inner = (SETTINGS_SCHEMA.shape as Record<string, { def: { innerType: { type: string } } }>)[name]!.def.innerType;
+    if (inner.type === 'number') t.ok(settingRange(name), `${name}: numeric, so it has a range`);
+    t.ok(allowedValues(name).length > 0, `${name}: allowed values are described`);
+  }
+  t.same(settingRange('maxFlows'), { min: 16, max: MAX_FLOWS_LIMIT, unit: 'flows' });
+  t.ok(resolveSettings({}, {}).workers <= MAX_WORKERS, 'the default worker count is within range even on a big machine');
+});
+
+t.test('each numeric setting accepts its bounds and rejects one past them, naming flag, value, range and unit', async (t) => {
+  for (const name of NAMES) {
+    const r = settingRange(name);
+    if (r === undefined) continue;
+    const span = `${r.min.toLocaleString('en-US')} to ${r.max.toLocaleString('en-US')}`;
+    for (const ok of [r.min, r.max]) {
+      // One setting at its extreme, the others at defaults; memory is not what this test is about.
+      const s = resolveSettings({ workers: '2', [name]: String(ok) }, {}, Number.MAX_SAFE_INTEGER);
+      t.equal((s as Record<string, unknown>)[name], ok, `${name} = ${ok} is accepted`);
+    }
+    for (const bad of [r.min - 1, r.max + 1]) {
+      t.throws(
+        () => resolveSettings({ [name]: String(bad) }, {}, Number.MAX_SAFE_INTEGER),
+        { name: 'SettingsError', message: `--${flagName(name)}: "${bad}" is out of range; allowed: ${span}${r.unit === '' ? '' : ' ' + r.unit}${r.unit === 'bytes' ? ` (${formatBytes(r.max)} at most)` : ''}` },
+        `${name} = ${bad} is refused`,
+      );
+    }
+    t.throws(() => resolveSettings({}, { [envName(name)]: 'lots' }), { message: new RegExp(`^${envName(name)}: "lots" is not a number; allowed: `) });
+  }
+  t.throws(() => resolveSettings({ maxFlows: '1.5' }, {}), { message: '--max-flows: "1.5" is not a whole number; allowed: 16 to 8,000,000 flows' });
+});
+
+t.test('the largest flow table and hold budget are what the docs say they cost', async (t) => {
+  // ~227 bytes per flow: 8,000,000 flows stay under 1.8 GiB (docs/configuration.md).
+  t.ok(flowTableBytes(MAX_FLOWS_LIMIT) < 1.8 * GiB, `${formatBytes(flowTableBytes(MAX_FLOWS_LIMIT))} for ${MAX_FLOWS_LIMIT} flows`);
+  t.ok(flowTableBytes(1_000_000) / 1_000_000 < 230);
+  t.equal(MAX_HELD_BYTES_LIMIT, GiB);
+});
+
+t.test('bounds that together exceed the memory budget are refused with each part named', async (t) => {
+  const s = resolveSettings({ workers: '2' }, {}, 8 * GiB);
+  const need = worstCaseMemory(s);
+  t.equal(need.total, need.flowTables + need.heldPackets + need.socketBuffers + need.packetBuffers);
+  t.equal(need.heldPackets, 2 * 64 * 1024 * 1024, 'hold memcap per worker');
+  t.ok(need.total < 1 * GiB, `defaults with 2 workers need ${formatBytes(need.total)} at worst`);
+  // 64 workers × 1 GiB of holds alone is 64 GiB.
+  t.throws(() => resolveSettings({ workers: '64', maxHeldBytes: String(GiB) }, {}, 32 * GiB), {
+    name: 'SettingsError',
+    message: /^settings need up to 6\d\.\d GiB in the worst case \(flow tables .*held packets 64 GiB = --max-held-bytes × --workers.*\) but 80 % of this machine's memory is 25\.6 GiB: lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers$/,
+  });
+  t.throws(() => resolveSettings({ workers: '2' }, {}, 256 * 1024 * 1024), { message: /^settings need up to / }, 'a 256 MiB container cannot take the defaults');
+  t.ok(resolveSettings({ workers: '2', maxFlows: '100000', maxHeldBytes: String(8 * 1024 * 1024), socketBufferBytes: String(1024 * 1024) }, {}, 256 * 1024 * 1024), 'but smaller bounds fit it');
 });

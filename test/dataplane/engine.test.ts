@@ -7,6 +7,7 @@ import t from 'tap';
 import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays, PROBE_PORT } from '../../src/dataplane/engine.js';
 import { createCounters, COUNTER, INNER_ANOMALY_BASE } from '../../src/dataplane/counters.js';
 import { FlowTable } from '../../src/flow/table.js';
+import { HOLD_PACKET_OVERHEAD_BYTES } from '../../src/pipeline/hold.js';
 import { resolveSettings, type Settings } from '../../src/config/settings.js';
 import { encodeGeneve } from '../../src/geneve/codec.js';
 import { buildIPv4Udp, buildIPv4Tcp } from '../../src/packet/build.js';
@@ -140,11 +141,11 @@ t.test('a hold older than the holding stage budget is decided by the stage on th
 t.test('the memcap exception policy applies when the hold store is full', async (t) => {
   const stage = new HoldingStage(100, 'continue', ACTION.PASS);
   const big = udp(1);
-  const e = engine([stage], { maxHeldBytes: big.length, onMemcap: 'drop' });
+  const e = engine([stage], { maxHeldBytes: big.length + HOLD_PACKET_OVERHEAD_BYTES, onMemcap: 'drop' });
   const r = run(e, [udp(1), udp(2)]);
   t.equal(e.counters[COUNTER.MEMCAP_DROPPED], 1);
   t.same(r.rx.length + r.tx.length, 0, 'on-memcap drop: the flow is blocked, held bytes discarded');
-  const e2 = engine([new HoldingStage(100, 'continue', ACTION.PASS)], { maxHeldBytes: big.length, onMemcap: 'pass' });
+  const e2 = engine([new HoldingStage(100, 'continue', ACTION.PASS)], { maxHeldBytes: big.length + HOLD_PACKET_OVERHEAD_BYTES, onMemcap: 'pass' });
   const r2 = run(e2, [udp(1), udp(2)]);
   t.equal(e2.counters[COUNTER.MEMCAP_PASSED], 1);
   t.same(r2.tx, [udp(1)]);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { loadNative } from '../../src/dataplane/native.js';
+import { loadNative, newSteeringKey, STEERING_KEY_WORDS } from '../../src/dataplane/native.js';
 import type { RecvBatchArrays, SendBatchArrays } from '../../src/dataplane/native.js';
 
 const net = loadNative();
@@ -326,35 +326,38 @@ t.test('a UDP checksum that computes to zero is sent as 0xFFFF (RFC 768)', (t) =
   t.end();
 });
 
+/** Sends pkt from every sender (distinct outer source ports) to the group and returns the sockets it reached. */
+function landing(group: number[], senders: number[], pkt: Buffer): Set<number> {
+  const port = net.localPort(group[0]!);
+  for (const s of senders) net.sendOne(s, pkt, 0, pkt.length, LOCALHOST, port);
+  const where = new Set<number>();
+  group.forEach((fd, idx) => {
+    for (const got of drain(fd)) {
+      if (got.equals(pkt)) where.add(idx);
+    }
+  });
+  return where;
+}
+
 for (const COUNT of [2, 3]) {
   t.test(`a reuseport group of ${COUNT} steers both directions of a flow to the socket steeringIndex predicts`, (t) => {
-    const group = track(t, ...net.openUdpGroup(LOCALHOST, 0, COUNT, 4 * BUF_1MIB));
+    const key = newSteeringKey();
+    t.equal(key.length, STEERING_KEY_WORDS);
+    const group = track(t, ...net.openUdpGroup(LOCALHOST, 0, COUNT, 4 * BUF_1MIB, key));
     t.equal(group.length, COUNT);
     const port = net.localPort(group[0]!);
     t.equal(net.localPort(group[1]!), port, 'the group shares one port');
     const senders = track(t, ...Array.from({ length: 8 }, () => net.openUdp(LOCALHOST, 0, BUF_1MIB)));
-
-    /** Sends pkt from every sender (distinct outer source ports) and returns the set of sockets it reached. */
-    const landing = (pkt: Buffer): Set<number> => {
-      for (const s of senders) net.sendOne(s, pkt, 0, pkt.length, LOCALHOST, port);
-      const where = new Set<number>();
-      group.forEach((fd, idx) => {
-        for (const got of drain(fd)) {
-          if (got.equals(pkt)) where.add(idx);
-        }
-      });
-      return where;
-    };
 
     const used = new Set<number>();
     const cases: Array<[number, Uint8Array, Uint8Array]> = [];
     for (let i = 0; i < 48; i++) cases.push([0x0800, Uint8Array.of(10, i, 7, 1 + i), Uint8Array.of(10, 200, i * 3, 9)]);
     for (let i = 0; i < 16; i++) cases.push([0x86dd, randomBytes(16), randomBytes(16)]);
     for (const [proto, src, dst] of cases) {
-      const expected = net.steeringIndex(words(src), words(dst), COUNT);
-      t.equal(net.steeringIndex(words(dst), words(src), COUNT), expected, 'steeringIndex is symmetric');
-      const fwd = landing(geneve(proto, src, dst));
-      const rev = landing(geneve(proto, dst, src));
+      const expected = net.steeringIndex(words(src), words(dst), COUNT, key);
+      t.equal(net.steeringIndex(words(dst), words(src), COUNT, key), expected, 'steeringIndex is symmetric');
+      const fwd = landing(group, senders, geneve(proto, src, dst));
+      const rev = landing(group, senders, geneve(proto, dst, src));
       const label = `${proto === 0x0800 ? 'IPv4' : 'IPv6'} ${Buffer.from(src).toString('hex')} <-> ${Buffer.from(dst).toString('hex')}`;
       t.same([...fwd], [expected], `${label}: forward lands on socket ${expected} from every source port`);
       t.same([...rev], [expected], `${label}: reverse lands on the same socket`);
@@ -362,23 +365,66 @@ for (const COUNT of [2, 3]) {
     }
     t.same([...used].sort(), Array.from({ length: COUNT }, (_, i) => i), 'distinct flows spread over every socket');
 
-    t.same([...landing(Buffer.from('0000', 'hex'))], [0], 'a datagram too short for an inner address goes to socket 0');
+    t.same([...landing(group, senders, Buffer.from('0000', 'hex'))], [0], 'a datagram too short for an inner address goes to socket 0');
     const arp = geneve(0x0800, Uint8Array.of(10, 0, 0, 1), Uint8Array.of(10, 0, 0, 2));
     arp.writeUInt16BE(0x0806, 2);
-    t.same([...landing(arp)], [0], 'an unknown protocol type goes to socket 0');
+    t.same([...landing(group, senders, arp)], [0], 'an unknown protocol type goes to socket 0');
     t.end();
   });
 }
 
-t.test('steeringIndex folds, mixes and reduces the XOR of the inner addresses', (t) => {
-  // Expected values computed by hand (Python): h = x ^ (x >> 16); h = h * 0x9E3779B1 mod 2^32; h ^= h >> 16.
-  // 10.0.0.1 ^ 10.0.0.2 = 3 → h = 3668359093; % 2 = 1, % 4 = 1.
-  t.equal(net.steeringIndex(words(Uint8Array.of(10, 0, 0, 1)), words(Uint8Array.of(10, 0, 0, 2)), 2), 1);
-  t.equal(net.steeringIndex(words(Uint8Array.of(10, 0, 0, 1)), words(Uint8Array.of(10, 0, 0, 2)), 4), 1);
-  // 10.1.0.0 ^ 10.0.0.0 = 0x00010000 → h = 401108569; % 3 = 1.
-  t.equal(net.steeringIndex(words(Uint8Array.of(10, 1, 0, 0)), words(Uint8Array.of(10, 0, 0, 0)), 3), 1);
-  // Unsigned arithmetic: 0xffffffff → h = 2253358671; % 7 = 4.
-  t.equal(net.steeringIndex(words(Uint8Array.of(255, 255, 255, 255)), words(Uint8Array.of(0, 0, 0, 0)), 7), 4);
+t.test('two starts with different steering keys spread the same flows differently, each as its key predicts', (t) => {
+  // Regression: the steering hash was unkeyed, so anyone could compute addresses that all land on one worker.
+  const COUNT = 4;
+  const keys = [Uint32Array.of(0x01234567, 0x89abcdef), Uint32Array.of(0xdeadbeef, 0x0badf00d)];
+  const senders = track(t, ...Array.from({ length: 2 }, () => net.openUdp(LOCALHOST, 0, BUF_1MIB)));
+  const flows: Array<[Uint8Array, Uint8Array]> = [];
+  for (let i = 0; i < 32; i++) flows.push([Uint8Array.of(10, 0, 0, 1 + i), Uint8Array.of(10, 0, 1, 1 + i)]);
+  const placements = keys.map((key) => {
+    const group = track(t, ...net.openUdpGroup(LOCALHOST, 0, COUNT, 4 * BUF_1MIB, key));
+    return flows.map(([src, dst]) => {
+      const fwd = [...landing(group, senders, geneve(0x0800, src, dst))];
+      const rev = [...landing(group, senders, geneve(0x0800, dst, src))];
+      const expected = net.steeringIndex(words(src), words(dst), COUNT, key);
+      if (fwd.length !== 1 || fwd[0] !== expected || rev.length !== 1 || rev[0] !== expected) {
+        t.fail(`key ${key[0]!.toString(16)}: ${src.join('.')} <-> ${dst.join('.')} landed ${fwd}/${rev}, predicted ${expected}`);
+      }
+      return fwd[0];
+    });
+  });
+  const [a, b] = placements as [number[], number[]];
+  const moved = a.filter((w, i) => w !== b[i]).length;
+  t.comment(`key 1: ${a.join('')}  key 2: ${b.join('')}`);
+  // Independent placements agree on a flow with probability 1/4: 32 flows all agreeing would be 2^-64.
+  t.ok(moved >= 8, `${moved} of 32 flows land on another socket under the other key`);
+  t.ok(new Set(a).size === COUNT && new Set(b).size === COUNT, 'both keys use every socket');
+  t.end();
+});
+
+t.test('steeringIndex: keyed symmetric hash, known answers (computed independently in Python)', (t) => {
+  // Model (test/fixtures/steering-model.py): absorb(x, w) = y ^ y >> 15, y = (x ^ w) * 0x9E3779B1;
+  // addr = finish(absorb⁴(k0, a0..a3)), finish(x) = y ^ y >> 16, y = (x ^ k1) * 0x85EBCA6B;
+  // h = addr(src) + addr(dst); h ^= h >> 16; h *= 0xC2B2AE35; h ^= h >> 16; index = h % count (all mod 2^32).
+  const key = Uint32Array.of(0x01234567, 0x89abcdef);
+  const v4 = (a: number, b: number, c: number, d: number): Uint32Array => words(Uint8Array.of(a, b, c, d));
+  const cases: Array<[string, Uint32Array, Uint32Array, Record<number, number>]> = [
+    // h = 805176607
+    ['10.0.0.1 <-> 10.0.0.2', v4(10, 0, 0, 1), v4(10, 0, 0, 2), { 2: 1, 3: 1, 7: 4, 251: 233, 256: 31 }],
+    // h = 2469828835
+    ['10.1.0.0 <-> 10.0.0.0', v4(10, 1, 0, 0), v4(10, 0, 0, 0), { 2: 1, 3: 1, 7: 5, 251: 130, 256: 227 }],
+    // h = 1259744141 (unsigned arithmetic throughout)
+    ['255.255.255.255 <-> 0.0.0.0', v4(255, 255, 255, 255), v4(0, 0, 0, 0), { 2: 1, 3: 2, 7: 5, 251: 241, 256: 141 }],
+    // h = 2646619864
+    ['2001:db8::1 <-> 2001:db8::2', Uint32Array.of(0x20010db8, 0, 0, 1), Uint32Array.of(0x20010db8, 0, 0, 2), { 2: 0, 3: 1, 7: 0, 251: 62, 256: 216 }],
+    // h = 100461406: equal endpoints do not cancel (a sum, not an XOR)
+    ['192.0.2.1 <-> 192.0.2.1', v4(192, 0, 2, 1), v4(192, 0, 2, 1), { 2: 0, 3: 1, 7: 3, 251: 162, 256: 94 }],
+  ];
+  for (const [label, src, dst, byCount] of cases) {
+    for (const [count, index] of Object.entries(byCount)) {
+      t.equal(net.steeringIndex(src, dst, Number(count), key), index, `${label}, ${count} sockets`);
+      t.equal(net.steeringIndex(dst, src, Number(count), key), index, `${label} reversed, ${count} sockets`);
+    }
+  }
   t.end();
 });
 
@@ -486,7 +532,7 @@ t.test('errors carry the syscall in the message and the errno name in code', (t)
   const [a] = track(t, net.openUdp(LOCALHOST, 0, BUF_1MIB));
   const port = net.localPort(a!);
   t.throws(() => net.openUdp(LOCALHOST, port, BUF_1MIB), { code: 'EADDRINUSE', message: /^bind: / });
-  t.throws(() => net.openUdpGroup(LOCALHOST, port, 2, BUF_1MIB), { code: 'EADDRINUSE' }, 'a group cannot join a non-reuseport socket');
+  t.throws(() => net.openUdpGroup(LOCALHOST, port, 2, BUF_1MIB, newSteeringKey()), { code: 'EADDRINUSE' }, 'a group cannot join a non-reuseport socket');
   t.throws(() => net.close(1 << 20), { code: 'EBADF', message: /^close: / });
   t.throws(() => net.localPort(1 << 20), { code: 'EBADF', message: /^getsockname: / });
   const fd = a!;
@@ -514,8 +560,11 @@ t.test('errors carry the syscall in the message and the errno name in code', (t)
   t.throws(() => net.sendOne(fd, Buffer.alloc(10), 0, 1.5, LOCALHOST, port), RangeError);
   t.throws(() => net.openUdp(2 ** 32, 0, 0), RangeError);
   t.throws(() => net.openUdp(LOCALHOST, 65536, 0), RangeError);
-  t.throws(() => net.openUdpGroup(LOCALHOST, 0, 0, 0), RangeError);
-  t.throws(() => net.steeringIndex(new Uint32Array(3), new Uint32Array(4), 2), RangeError);
+  t.throws(() => net.openUdpGroup(LOCALHOST, 0, 0, 0, new Uint32Array(2)), RangeError);
+  t.throws(() => net.openUdpGroup(LOCALHOST, 0, 2, 0, new Uint32Array(1)), RangeError, 'a steering key of one word');
+  t.throws(() => net.openUdpGroup(LOCALHOST, 0, 2, 0, new Int32Array(2) as unknown as Uint32Array), TypeError, 'a steering key of the wrong type');
+  t.throws(() => net.steeringIndex(new Uint32Array(3), new Uint32Array(4), 2, new Uint32Array(2)), RangeError);
+  t.throws(() => (net.steeringIndex as unknown as (a: Uint32Array, b: Uint32Array, c: number) => number)(new Uint32Array(4), new Uint32Array(4), 2), TypeError, 'the key is required');
   t.throws(() => net.poll(fd, 'nope' as unknown as () => void), TypeError);
   t.throws(() => net.openTun('a-name-that-is-too-long'), RangeError);
   t.end();

@@ -10,6 +10,7 @@ import {
   FlowTableError,
   GENEVE_MAX_HEADER_BYTES,
 } from '../../src/flow/table.js';
+import { flowHash } from '../../src/flow/key.js';
 import { createInnerPacket, IP_PROTO, type InnerPacket } from '../../src/packet/types.js';
 import { ACTION, DIRECTION, type FlowAccess } from '../../src/pipeline/stage.js';
 
@@ -99,7 +100,7 @@ t.test('options out of range are rejected with FLOW_ERR_OPTIONS', async (t) => {
 t.test('a new flow starts with the packet source as initiator, no verdict and zeroed fields', async (t) => {
   const ft = new FlowTable({ maxFlows: 4 });
   const tu = tcp(1);
-  const f = ft.lookupOrCreate(packet(tu), 1000);
+  const f = ft.lookupOrCreate(packet(tu), 0, 0, 1000);
   t.ok(ft.created);
   t.equal(ft.direction, DIRECTION.TO_SERVER);
   t.equal(ft.size, 1);
@@ -132,16 +133,16 @@ t.test('lookups from either direction find the same flow with the right directio
       // Create each flow from a random side: that side is the initiator.
       tuples.forEach((tu, i) => {
         const rev = firstReversed[i] as boolean;
-        idx.push(ft.lookupOrCreate(packet(tu, rev), i));
+        idx.push(ft.lookupOrCreate(packet(tu, rev), 0, 0, i));
         if (!ft.created || ft.direction !== DIRECTION.TO_SERVER) throw new Error('not created');
       });
       tuples.forEach((tu, i) => {
         const rev = firstReversed[i] as boolean;
-        const fwd = ft.lookup(packet(tu, rev), 100);
+        const fwd = ft.lookup(packet(tu, rev), 0, 0, 100);
         if (fwd !== idx[i] || ft.direction !== DIRECTION.TO_SERVER || ft.created) throw new Error('initiator side');
-        const back = ft.lookup(packet(tu, !rev), 100);
+        const back = ft.lookup(packet(tu, !rev), 0, 0, 100);
         if (back !== idx[i] || (ft.direction as number) !== DIRECTION.TO_CLIENT) throw new Error('responder side');
-        const viaCreate = ft.lookupOrCreate(packet(tu, !rev), 100);
+        const viaCreate = ft.lookupOrCreate(packet(tu, !rev), 0, 0, 100);
         if (viaCreate !== idx[i] || ft.created || (ft.direction as number) !== DIRECTION.TO_CLIENT) throw new Error('lookupOrCreate hit');
       });
       return ft.size === tuples.length && new Set(idx).size === tuples.length;
@@ -151,53 +152,124 @@ t.test('lookups from either direction find the same flow with the right directio
   t.pass();
 });
 
+t.test('the same 5-tuple through two GWLB endpoints is two flows, each found from both sides with its own endpoint', async (t) => {
+  fc.assert(
+    fc.property(tupleArb.filter(directional), word, word, word, word, fc.boolean(), (tu, aHi, aLo, bHi, bLo, rev) => {
+      if (aHi === bHi && aLo === bLo) return true;
+      const ft = new FlowTable({ maxFlows: 16, seed: 3 });
+      const a = ft.lookupOrCreate(packet(tu, rev), aHi, aLo, 1);
+      const b = ft.lookupOrCreate(packet(tu, rev), bHi, bLo, 2);
+      if (!ft.created || a === b || ft.size !== 2) throw new Error('second endpoint did not get its own flow');
+      for (const [f, hi, lo] of [[a, aHi, aLo], [b, bHi, bLo]] as const) {
+        if (ft.lookup(packet(tu, rev), hi, lo, 3) !== f || ft.direction !== DIRECTION.TO_SERVER) throw new Error('initiator side');
+        if (ft.lookup(packet(tu, !rev), hi, lo, 3) !== f || (ft.direction as number) !== DIRECTION.TO_CLIENT) throw new Error('responder side');
+        if (ft.endpointIdHiOf(f) !== hi || ft.endpointIdLoOf(f) !== lo) throw new Error('endpoint id not kept');
+      }
+      // A third endpoint (differs from a in one bit, and from b) has no flow here.
+      const cHi = ((aHi ^ 1) === bHi && aLo === bLo ? aHi ^ 2 : aHi ^ 1) >>> 0;
+      if (ft.find(packet(tu), cHi, aLo) !== -1) throw new Error('a third endpoint found a flow');
+      return ft.creations === 2;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass();
+});
+
+t.test('flows whose full 32-bit hashes collide are still told apart by endpoint id', async (t) => {
+  // Search endpoint ids for two that hash alike on one 5-tuple (birthday bound: ~80,000 tries for 2^32), so the
+  // table cannot rely on the hash: it must compare the endpoint words themselves. Both halves vary: with one
+  // half fixed the hash is a bijection of the other (every mixing step is invertible), so it never collides.
+  const tu = tcp(5);
+  const seed = 11;
+  const p = packet(tu);
+  const seen = new Map<number, number>();
+  const hiOf = (i: number): number => i;
+  const loOf = (i: number): number => Math.imul(i, 0x9e3779b1) >>> 0;
+  let pair: [number, number] | undefined;
+  for (let i = 1; i < 2_000_000 && pair === undefined; i++) {
+    const h = flowHash(p, hiOf(i), loOf(i), seed);
+    const other = seen.get(h);
+    if (other !== undefined) pair = [other, i];
+    else seen.set(h, i);
+  }
+  if (pair === undefined) throw new Error('no collision found');
+  const [a, b] = pair.map((i) => [hiOf(i), loOf(i)] as const) as [readonly [number, number], readonly [number, number]];
+  t.equal(flowHash(p, a[0], a[1], seed), flowHash(p, b[0], b[1], seed), `endpoint ids ${a.map((x) => x.toString(16)).join(':')} and ${b.map((x) => x.toString(16)).join(':')} collide`);
+  const ft = new FlowTable({ maxFlows: 8, seed });
+  const f1 = ft.lookupOrCreate(p, a[0], a[1], 0);
+  const f2 = ft.lookupOrCreate(p, b[0], b[1], 0);
+  t.ok(ft.created, 'the colliding endpoint gets its own flow');
+  t.not(f1, f2);
+  t.equal(ft.find(packet(tu, true), a[0], a[1]), f1);
+  t.equal(ft.find(packet(tu, true), b[0], b[1]), f2);
+  ft.remove(f1);
+  t.equal(ft.find(p, b[0], b[1]), f2, 'removing one leaves the other in the chain');
+  t.equal(ft.find(p, a[0], a[1]), -1);
+});
+
+t.test('an IPv6 flow between IPv4-mapped addresses is not the IPv4 flow', async (t) => {
+  const ft = new FlowTable({ maxFlows: 8 });
+  const tu = udp(3);
+  const v4 = ft.lookupOrCreate(packet(tu), 1, 2, 0);
+  const v6p = packet(tu);
+  v6p.ipVersion = 6;
+  const v6 = ft.lookupOrCreate(v6p, 1, 2, 0);
+  t.ok(ft.created);
+  t.not(v6, v4);
+  const out = createInnerPacket();
+  ft.keyInto(v6, out);
+  t.equal(out.ipVersion, 6, 'keyInto reports the version of the flow, not of its address form');
+  ft.keyInto(v4, out);
+  t.equal(out.ipVersion, 4);
+});
+
 t.test('an unknown packet is not found and creates nothing through lookup', async (t) => {
   const ft = new FlowTable({ maxFlows: 4 });
-  ft.lookupOrCreate(packet(tcp(1)), 0);
-  t.equal(ft.lookup(packet(tcp(2)), 1), -1);
-  t.equal(ft.find(packet(udp(1))), -1, 'same addresses as nothing, other protocol');
+  ft.lookupOrCreate(packet(tcp(1)), 0, 0, 0);
+  t.equal(ft.lookup(packet(tcp(2)), 0, 0, 1), -1);
+  t.equal(ft.find(packet(udp(1)), 0, 0), -1, 'same addresses as nothing, other protocol');
   const swappedPortsOnly = tcp(1);
   [swappedPortsOnly.srcPort, swappedPortsOnly.dstPort] = [swappedPortsOnly.dstPort, swappedPortsOnly.srcPort];
-  t.equal(ft.find(packet(swappedPortsOnly)), -1, 'ports swapped without the addresses is another flow');
+  t.equal(ft.find(packet(swappedPortsOnly), 0, 0), -1, 'ports swapped without the addresses is another flow');
   t.equal(ft.size, 1);
 });
 
 t.test('ICMP echo reply finds the request flow as the responder direction', async (t) => {
   const ft = new FlowTable({ maxFlows: 4 });
   const echo: Tuple = { protocol: IP_PROTO.ICMP, src: V4(10, 0, 0, 1), dst: V4(8, 8, 8, 8), srcPort: 77, dstPort: 77 };
-  const f = ft.lookupOrCreate(packet(echo), 0);
-  t.equal(ft.lookup(packet(echo, true), 1), f);
+  const f = ft.lookupOrCreate(packet(echo), 0, 0, 0);
+  t.equal(ft.lookup(packet(echo, true), 0, 0, 1), f);
   t.equal(ft.direction, DIRECTION.TO_CLIENT);
-  t.equal(ft.lookup(packet({ ...echo, srcPort: 78, dstPort: 78 }, true), 1), -1, 'another identifier');
+  t.equal(ft.lookup(packet({ ...echo, srcPort: 78, dstPort: 78 }, true), 0, 0, 1), -1, 'another identifier');
 });
 
 t.test('a later fragment finds the 3-tuple flow (ports 0), never the 5-tuple flow', async (t) => {
   const ft = new FlowTable({ maxFlows: 8 });
   const tu = udp(3);
-  const five = ft.lookupOrCreate(packet(tu), 0);
+  const five = ft.lookupOrCreate(packet(tu), 0, 0, 0);
   const frag = packet(tu);
   frag.isFragment = true;
   frag.isLaterFragment = true;
-  t.equal(ft.lookup(frag, 1), -1, 'no 3-tuple flow yet');
-  const three = ft.lookupOrCreate(frag, 2);
+  t.equal(ft.lookup(frag, 0, 0, 1), -1, 'no 3-tuple flow yet');
+  const three = ft.lookupOrCreate(frag, 0, 0, 2);
   t.ok(ft.created);
   t.not(three, five);
   t.same([ft.initiatorPortOf(three), ft.responderPortOf(three)], [0, 0], 'stored with ports 0');
   const revFrag = packet(tu, true);
   revFrag.isFragment = true;
   revFrag.isLaterFragment = true;
-  t.equal(ft.lookup(revFrag, 3), three);
+  t.equal(ft.lookup(revFrag, 0, 0, 3), three);
   t.equal(ft.direction, DIRECTION.TO_CLIENT);
 });
 
 t.test('lookups refresh last-seen only for their direction; countPacket counts per direction', async (t) => {
   const ft = new FlowTable({ maxFlows: 4 });
   const tu = tcp(5);
-  const f = ft.lookupOrCreate(packet(tu), 1000);
+  const f = ft.lookupOrCreate(packet(tu), 0, 0, 1000);
   t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1000, 1000], 'unseen direction holds createdMs');
-  ft.lookup(packet(tu, true), 1500);
+  ft.lookup(packet(tu, true), 0, 0, 1500);
   t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1000, 1500]);
-  ft.lookup(packet(tu), 1700);
+  ft.lookup(packet(tu), 0, 0, 1700);
   t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1700, 1500]);
   t.equal(ft.lastSeenOf(f), 1700);
   t.same([...ft.packets.subarray(f * 2, f * 2 + 2)], [0, 0], 'lookups alone count nothing');
@@ -206,15 +278,15 @@ t.test('lookups refresh last-seen only for their direction; countPacket counts p
   ft.countPacket(f, DIRECTION.TO_CLIENT, 1500);
   t.same([...ft.packets.subarray(f * 2, f * 2 + 2)], [2, 1]);
   t.same([...ft.bytes.subarray(f * 2, f * 2 + 2)], [140, 1500]);
-  ft.find(packet(tu, true));
+  ft.find(packet(tu, true), 0, 0);
   t.equal(ft.lastSeenMs[f * 2 + 1], 1500, 'find does not touch');
 });
 
-t.test('setters write the verdict, TCP state, endpoint id and cookie fields (FlowAccess for stages)', async (t) => {
+t.test('setters write the verdict, TCP state and cookie fields (FlowAccess for stages); the endpoint id is the key\'s', async (t) => {
   const ft = new FlowTable({ maxFlows: 4 });
   const flows: FlowAccess = ft;
-  const f = ft.lookupOrCreate(packet(tcp(1)), 0);
-  const g = ft.lookupOrCreate(packet(tcp(2)), 0);
+  const f = ft.lookupOrCreate(packet(tcp(1)), 0x0a0b0c0d, 0xfeedface, 0);
+  const g = ft.lookupOrCreate(packet(tcp(2)), 0, 0, 0);
   t.equal(flows.getAction(f), ACTION.NONE);
   t.equal(flows.getRuleId(f), -1);
   flows.setVerdict(f, ACTION.REJECT, 12);
@@ -224,12 +296,12 @@ t.test('setters write the verdict, TCP state, endpoint id and cookie fields (Flo
   t.equal(flows.getTcpState(f), 7);
   t.equal(flows.getTcpState(g), 0, 'other flows untouched');
   t.equal(flows.getAction(g), ACTION.NONE);
-  ft.setEndpoint(f, 0x0a0b0c0d, 0xfeedface);
   ft.setCookie(f, 0x12345678);
   t.equal(ft.action[f], ACTION.REJECT);
   t.equal(ft.ruleId[f], 12);
-  t.equal(ft.endpointIdHi[f], 0x0a0b0c0d);
-  t.equal(ft.endpointIdLo[f], 0xfeedface);
+  t.equal(ft.endpointIdHiOf(f), 0x0a0b0c0d);
+  t.equal(ft.endpointIdLoOf(f), 0xfeedface);
+  t.equal(ft.endpointIdHiOf(g), 0, 'no endpoint option: 0, 0');
   t.equal(ft.flowCookie[f], 0x12345678);
 });
 
@@ -237,20 +309,20 @@ t.test('creating at the cap evicts the least recently seen flow, whatever its cl
   const removed: number[] = [];
   const ft = new FlowTable({ maxFlows: 3, initialCapacity: 1 });
   ft.onRemove = (f) => removed.push(f);
-  const a = ft.lookupOrCreate(packet(tcp(1)), 100);
-  const b = ft.lookupOrCreate(packet(udp(1)), 200);
-  const c = ft.lookupOrCreate(packet(tcp(2)), 300);
-  ft.lookup(packet(tcp(1), true), 400); // a is now the most recent; b (UDP) is the oldest
-  const d = ft.lookupOrCreate(packet(tcp(3)), 500);
+  const a = ft.lookupOrCreate(packet(tcp(1)), 0, 0, 100);
+  const b = ft.lookupOrCreate(packet(udp(1)), 0, 0, 200);
+  const c = ft.lookupOrCreate(packet(tcp(2)), 0, 0, 300);
+  ft.lookup(packet(tcp(1), true), 0, 0, 400); // a is now the most recent; b (UDP) is the oldest
+  const d = ft.lookupOrCreate(packet(tcp(3)), 0, 0, 500);
   t.same(removed, [b]);
   t.equal(ft.evictions, 1);
   t.equal(ft.size, 3);
   t.equal(d, b, 'the freed index is reused');
-  t.equal(ft.find(packet(udp(1))), -1);
-  t.equal(ft.find(packet(tcp(1))), a);
-  t.equal(ft.find(packet(tcp(2))), c);
+  t.equal(ft.find(packet(udp(1)), 0, 0), -1);
+  t.equal(ft.find(packet(tcp(1)), 0, 0), a);
+  t.equal(ft.find(packet(tcp(2)), 0, 0), c);
   ft.markClosed(a);
-  ft.lookupOrCreate(packet(tcp(4)), 600); // oldest now: c (300) in the TCP list, a (400) is closed
+  ft.lookupOrCreate(packet(tcp(4)), 0, 0, 600); // oldest now: c (300) in the TCP list, a (400) is closed
   t.same(removed, [b, c]);
   t.equal(ft.flowId[d], 4, 'flow ids keep increasing across index reuse');
 });
@@ -288,7 +360,7 @@ t.test('the table never exceeds maxFlows and always evicts the least recently se
         const m = model.get(o.i);
         const tu = pool[o.i] as Tuple;
         if (o.kind === 'packet' || o.kind === 'lookup') {
-          const f = o.kind === 'packet' ? ft.lookupOrCreate(packet(tu, o.rev), now) : ft.lookup(packet(tu, o.rev), now);
+          const f = o.kind === 'packet' ? ft.lookupOrCreate(packet(tu, o.rev), 0, 0, now) : ft.lookup(packet(tu, o.rev), 0, 0, now);
           if (m !== undefined) {
             if (f !== m.index || ft.created) throw new Error('existing flow not found');
             if (ft.direction !== (o.rev === m.rev ? 0 : 1)) throw new Error('wrong direction');
@@ -336,7 +408,7 @@ t.test('the table never exceeds maxFlows and always evicts the least recently se
         if (ft.size !== model.size || ft.size > maxFlows || ft.capacity > maxFlows) throw new Error('size');
         if (ft.evictions !== evictions || ft.expirations !== expirations) throw new Error('counters');
         for (const [k, v] of model) {
-          if (ft.find(packet(pool[k] as Tuple, !v.rev)) !== v.index || ft.direction !== 1) throw new Error('model flow lost');
+          if (ft.find(packet(pool[k] as Tuple, !v.rev), 0, 0) !== v.index || ft.direction !== 1) throw new Error('model flow lost');
           if (ft.flowId[v.index] !== v.id || ft.classOf(v.index) !== v.cls) throw new Error('fields');
         }
       }
@@ -352,13 +424,13 @@ t.test('flows expire by their class timeout on an injected clock', async (t) => 
   const ft = new FlowTable({ maxFlows: 100 });
   ft.onRemove = (f) => expired.push(f);
   const T0 = 1_000_000;
-  const tcpFlow = ft.lookupOrCreate(packet(tcp(1)), T0);
-  const udpFlow = ft.lookupOrCreate(packet(udp(1)), T0);
+  const tcpFlow = ft.lookupOrCreate(packet(tcp(1)), 0, 0, T0);
+  const udpFlow = ft.lookupOrCreate(packet(udp(1)), 0, 0, T0);
   t.equal(ft.expire(T0 + 120_000, 100), 0, 'idle exactly the UDP timeout is not yet past it');
   t.equal(ft.expire(T0 + 120_001, 100), 1);
   t.same(expired, [udpFlow]);
   t.equal(ft.expire(T0 + 350_000, 100), 0, 'TCP lives to 350 s (GWLB)');
-  ft.lookup(packet(tcp(1), true), T0 + 349_000); // a stale clock: treated as the table's latest time
+  ft.lookup(packet(tcp(1), true), 0, 0, T0 + 349_000); // a stale clock: treated as the table's latest time
   t.equal(ft.lastSeenOf(tcpFlow), T0 + 350_000, 'the clock never goes back');
   t.equal(ft.expire(T0 + 700_000, 100), 0, 'refreshed: idle exactly 350 s');
   t.equal(ft.expire(T0 + 700_001, 100), 1);
@@ -371,25 +443,25 @@ t.test('a closed TCP flow expires after closedIdleMs, and late packets keep it a
   const expired: number[] = [];
   const ft = new FlowTable({ maxFlows: 100, closedIdleMs: 10_000 });
   ft.onRemove = (f) => expired.push(f);
-  const open = ft.lookupOrCreate(packet(tcp(1)), 0);
-  const closed = ft.lookupOrCreate(packet(tcp(2)), 0);
+  const open = ft.lookupOrCreate(packet(tcp(1)), 0, 0, 0);
+  const closed = ft.lookupOrCreate(packet(tcp(2)), 0, 0, 0);
   ft.markClosed(closed);
   ft.markClosed(closed); // idempotent
   t.ok(ft.isClosed(closed));
   t.notOk(ft.isClosed(open));
-  ft.lookup(packet(tcp(2), true), 8_000); // a late retransmission
+  ft.lookup(packet(tcp(2), true), 0, 0, 8_000); // a late retransmission
   t.equal(ft.expire(18_000, 100), 0);
   t.equal(ft.expire(18_001, 100), 1);
   t.same(expired, [closed]);
-  t.equal(ft.find(packet(tcp(1))), open, 'the open TCP flow is untouched');
+  t.equal(ft.find(packet(tcp(1)), 0, 0), open, 'the open TCP flow is untouched');
 });
 
 t.test('closing a flow long after its last packet keeps expiry in last-seen order', async (t) => {
   const expired: number[] = [];
   const ft = new FlowTable({ maxFlows: 100, closedIdleMs: 5_000, tcpIdleMs: 60_000 });
   ft.onRemove = (f) => expired.push(f);
-  const old = ft.lookupOrCreate(packet(tcp(1)), 0);
-  const fresh = ft.lookupOrCreate(packet(tcp(2)), 4_000);
+  const old = ft.lookupOrCreate(packet(tcp(1)), 0, 0, 0);
+  const fresh = ft.lookupOrCreate(packet(tcp(2)), 0, 0, 4_000);
   ft.markClosed(fresh);
   ft.markClosed(old); // closed later, but silent since 0: must sit before `fresh` in the closed list
   t.equal(ft.expire(5_001, 100), 1);
@@ -400,8 +472,8 @@ t.test('closing a flow long after its last packet keeps expiry in last-seen orde
 
 t.test('expire does at most maxWork removals per call and finishes on later calls', async (t) => {
   const ft = new FlowTable({ maxFlows: 1000 });
-  for (let i = 0; i < 25; i++) ft.lookupOrCreate(packet(udp(i)), i);
-  for (let i = 0; i < 5; i++) ft.lookupOrCreate(packet(tcp(i)), i);
+  for (let i = 0; i < 25; i++) ft.lookupOrCreate(packet(udp(i)), 0, 0, i);
+  for (let i = 0; i < 5; i++) ft.lookupOrCreate(packet(tcp(i)), 0, 0, i);
   const later = 10_000_000;
   t.equal(ft.expire(later, 10), 10);
   t.equal(ft.expire(later, 10), 10);
@@ -420,10 +492,10 @@ t.test('onRemove runs once per removed flow with its fields still readable', asy
     ft.keyInto(f, out);
     seen.push({ flow: f, id: ft.flowId[f] as number, port: out.srcPort, header: ft.copyHeader(f, hdr, 0) });
   };
-  const a = ft.lookupOrCreate(packet(tcp(1)), 0);
+  const a = ft.lookupOrCreate(packet(tcp(1)), 0, 0, 0);
   ft.storeHeader(a, new Uint8Array(40).fill(9), 0, 40, 1, 2, 3);
-  const b = ft.lookupOrCreate(packet(tcp(2)), 1);
-  ft.lookupOrCreate(packet(tcp(3)), 2); // evicts a
+  const b = ft.lookupOrCreate(packet(tcp(2)), 0, 0, 1);
+  ft.lookupOrCreate(packet(tcp(3)), 0, 0, 2); // evicts a
   t.same(seen, [{ flow: a, id: 1, port: tcp(1).srcPort, header: 40 }]);
   t.equal(hdr[39], 9, 'the header was readable in the callback');
   t.ok(ft.remove(b));
@@ -440,14 +512,14 @@ t.test('onRemove runs once per removed flow with its fields still readable', asy
 t.test('onRemove may not create or remove flows', async (t) => {
   const ft = new FlowTable({ maxFlows: 1 });
   ft.onRemove = () => {
-    ft.lookupOrCreate(packet(udp(9)), 0);
+    ft.lookupOrCreate(packet(udp(9)), 0, 0, 0);
   };
-  ft.lookupOrCreate(packet(tcp(1)), 0);
-  t.throws(() => ft.lookupOrCreate(packet(tcp(2)), 1), { code: FLOW_TABLE_ERROR.REENTRANT });
+  ft.lookupOrCreate(packet(tcp(1)), 0, 0, 0);
+  t.throws(() => ft.lookupOrCreate(packet(tcp(2)), 0, 0, 1), { code: FLOW_TABLE_ERROR.REENTRANT });
   t.equal(ft.size, 0, 'the evicted flow is gone');
   ft.onRemove = undefined;
-  const f = ft.lookupOrCreate(packet(tcp(3)), 2);
-  t.equal(ft.find(packet(tcp(3))), f, 'the table still works after the callback threw');
+  const f = ft.lookupOrCreate(packet(tcp(3)), 0, 0, 2);
+  t.equal(ft.find(packet(tcp(3)), 0, 0), f, 'the table still works after the callback threw');
   t.equal(ft.size, 1);
 });
 
@@ -456,17 +528,17 @@ t.test('a throwing onRemove leaves the table consistent', async (t) => {
   ft.onRemove = () => {
     throw new Error('stage bug');
   };
-  const f = ft.lookupOrCreate(packet(tcp(1)), 0);
+  const f = ft.lookupOrCreate(packet(tcp(1)), 0, 0, 0);
   t.throws(() => ft.remove(f), /stage bug/);
   t.notOk(ft.isLive(f));
   t.equal(ft.size, 0);
   ft.onRemove = undefined;
-  t.equal(ft.lookupOrCreate(packet(tcp(2)), 1), f, 'the index was freed and is reused');
+  t.equal(ft.lookupOrCreate(packet(tcp(2)), 0, 0, 1), f, 'the index was freed and is reused');
 });
 
 t.test('the stored header is always the newest, with the outer addresses it came with', async (t) => {
   const ft = new FlowTable({ maxFlows: 4 });
-  const f = ft.lookupOrCreate(packet(udp(1)), 0);
+  const f = ft.lookupOrCreate(packet(udp(1)), 0, 0, 0);
   const rx = new Uint8Array(200);
   for (let i = 0; i < 40; i++) rx[20 + i] = i; // header at offset 20 of a receive buffer
   t.ok(ft.storeHeader(f, rx, 20, 40, 0x7f000001, 0x7f000002, 40000));
@@ -498,7 +570,7 @@ t.test('headers longer than the slot, up to 260 bytes, are kept whole in the ove
       fc.array(fc.record({ flow: fc.nat(7), len: fc.integer({ min: 8, max: GENEVE_MAX_HEADER_BYTES }), fill: fc.nat(255) }), { maxLength: 60, size: 'max' }),
       (writes) => {
         const ft = new FlowTable({ maxFlows: 8, maxHeaderBytes: 64, maxOverflowHeaders: 8 });
-        for (let i = 0; i < 8; i++) ft.lookupOrCreate(packet(udp(i)), 0);
+        for (let i = 0; i < 8; i++) ft.lookupOrCreate(packet(udp(i)), 0, 0, 0);
         const expect = new Map<number, Uint8Array>();
         for (const w of writes) {
           const buf = new Uint8Array(w.len + 3);
@@ -524,8 +596,8 @@ t.test('headers longer than the slot, up to 260 bytes, are kept whole in the ove
 
 t.test('when the overflow pool is full a long header is dropped, never left stale', async (t) => {
   const ft = new FlowTable({ maxFlows: 4, maxOverflowHeaders: 1 });
-  const a = ft.lookupOrCreate(packet(udp(1)), 0);
-  const b = ft.lookupOrCreate(packet(udp(2)), 0);
+  const a = ft.lookupOrCreate(packet(udp(1)), 0, 0, 0);
+  const b = ft.lookupOrCreate(packet(udp(2)), 0, 0, 0);
   const long = new Uint8Array(100).fill(1);
   t.ok(ft.storeHeader(a, long, 0, 100, 0, 0, 0));
   t.ok(ft.storeHeader(b, new Uint8Array(40).fill(2), 0, 40, 0, 0, 0));
@@ -545,10 +617,9 @@ t.test('growth doubles storage up to maxFlows and keeps every flow findable', as
   const caps = new Set<number>();
   const idx: number[] = [];
   for (let i = 0; i < 3000; i++) {
-    const f = ft.lookupOrCreate(packet(i % 3 === 0 ? udp(i) : tcp(i)), i);
+    const f = ft.lookupOrCreate(packet(i % 3 === 0 ? udp(i) : tcp(i)), i, ~i >>> 0, i);
     idx.push(f);
     ft.setVerdict(f, ACTION.PASS, i);
-    ft.setEndpoint(f, i, ~i >>> 0);
     ft.countPacket(f, DIRECTION.TO_CLIENT, i);
     const hdr = new Uint8Array(40).map((_, k) => (i + k) & 0xff);
     ft.storeHeader(f, hdr, 0, 40, i, i + 1, i & 0xffff);
@@ -559,11 +630,11 @@ t.test('growth doubles storage up to maxFlows and keeps every flow findable', as
   let ok = 0;
   for (let i = 0; i < 3000; i++) {
     const tu = i % 3 === 0 ? udp(i) : tcp(i);
-    const f = ft.find(packet(tu, true));
+    const f = ft.find(packet(tu, true), i, ~i >>> 0);
     const out = new Uint8Array(40);
     const fieldsKept =
       ft.ruleId[f] === i &&
-      ft.endpointIdLo[f] === ~i >>> 0 &&
+      ft.endpointIdLoOf(f) === ~i >>> 0 &&
       ft.bytes[f * 2 + 1] === i &&
       ft.flowId[f] === i + 1 &&
       ft.createdMs[f] === i &&
@@ -573,17 +644,17 @@ t.test('growth doubles storage up to maxFlows and keeps every flow findable', as
     if (f === idx[i] && ft.direction === DIRECTION.TO_CLIENT && fieldsKept) ok++;
   }
   t.equal(ok, 3000, 'all flows found from the responder side with their fields and headers after growth');
-  ft.lookupOrCreate(packet(tcp(99_999)), 5000);
+  ft.lookupOrCreate(packet(tcp(99_999)), 0, 0, 5000);
   t.equal(ft.capacity, 3000, 'never beyond maxFlows');
   t.equal(ft.evictions, 1);
-  t.equal(ft.find(packet(udp(0))), -1, 'the oldest flow made room');
+  t.equal(ft.find(packet(udp(0)), 0, 0), -1, 'the oldest flow made room');
 });
 
 t.test('growth preserves LRU order, so expiry after growth still goes oldest first', async (t) => {
   const expired: number[] = [];
   const ft = new FlowTable({ maxFlows: 64, initialCapacity: 1, otherIdleMs: 1000 });
   ft.onRemove = (f) => expired.push(ft.flowId[f] as number);
-  for (let i = 0; i < 40; i++) ft.lookupOrCreate(packet(udp(i)), i * 10);
+  for (let i = 0; i < 40; i++) ft.lookupOrCreate(packet(udp(i)), 0, 0, i * 10);
   t.equal(ft.expire(1000 + 195, 1000), 20, 'flows last seen at 0..190 ms are past 1 s');
   t.same(expired, Array.from({ length: 20 }, (_, i) => i + 1));
 });

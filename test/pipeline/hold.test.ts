@@ -3,16 +3,16 @@
  * per flow, come back in arrival order as copies, and expire by the holding stage's own budget.
  */
 import t from 'tap';
-import { HoldStore, HOLD_REFUSED } from '../../src/pipeline/hold.js';
+import { HoldStore, HOLD_PACKET_OVERHEAD_BYTES as O, HOLD_REFUSED } from '../../src/pipeline/hold.js';
 
 const buf = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz');
 
 t.test('held packets are copies, returned in arrival order, and the accounting returns to zero', async (t) => {
-  const h = new HoldStore(1000, 10);
+  const h = new HoldStore(100 * O, 10);
   t.equal(h.hold(7, 0, buf, 0, 4, 1, 2, 3, 100), HOLD_REFUSED.OK);
   t.equal(h.hold(7, 0, buf, 10, 6, 1, 2, 3, 101), HOLD_REFUSED.OK);
   t.equal(h.hold(8, 1, buf, 20, 3, 4, 5, 6, 102), HOLD_REFUSED.OK);
-  t.equal(h.bytes, 13);
+  t.equal(h.bytes, 13 + 3 * O, 'payload plus the per-packet bookkeeping charge');
   t.equal(h.packets, 3);
   buf.write('XXXX', 0); // the receive slot is reused: the hold must not see it
   const seven = h.take(7);
@@ -20,7 +20,7 @@ t.test('held packets are copies, returned in arrival order, and the accounting r
   t.same([seven[0]?.localAddr, seven[0]?.gwlbAddr, seven[0]?.gwlbPort], [1, 2, 3]);
   t.equal(h.has(7), false);
   t.same(h.take(7), [], 'taking twice yields nothing');
-  t.equal(h.bytes, 3);
+  t.equal(h.bytes, 3 + O);
   t.equal(h.packets, 1);
   t.equal(h.take(8).length, 1);
   t.equal(h.bytes, 0);
@@ -29,9 +29,9 @@ t.test('held packets are copies, returned in arrival order, and the accounting r
 });
 
 t.test('the memcap refuses a hold that would exceed it, across flows, and frees room when taken', async (t) => {
-  const h = new HoldStore(10, 100);
+  const h = new HoldStore(10 + 2 * O, 100);
   t.equal(h.hold(1, 0, buf, 0, 6, 0, 0, 0, 0), HOLD_REFUSED.OK);
-  t.equal(h.hold(2, 0, buf, 0, 5, 0, 0, 0, 0), HOLD_REFUSED.MEMCAP, '6 + 5 > 10');
+  t.equal(h.hold(2, 0, buf, 0, 5, 0, 0, 0, 0), HOLD_REFUSED.MEMCAP, '6 + 5 > 10 (plus the charge of both)');
   t.equal(h.has(2), false, 'a refused hold creates nothing');
   t.equal(h.hold(2, 0, buf, 0, 4, 0, 0, 0, 0), HOLD_REFUSED.OK, '6 + 4 = 10 fits exactly');
   h.take(1);
