@@ -42,6 +42,16 @@ export const SETTINGS_SCHEMA = z.strictObject({
     'Bytes of packets a worker may hold while stages decide (64 MiB); when full, new holds follow --on-memcap.',
   ),
   maxHeldPacketsPerFlow: z.coerce.number().int().min(1).max(100_000).default(64).describe('Packets held per flow before the hold budget counts as exhausted.'),
+  fragmentMaxDatagrams: z.coerce.number().int().min(16).max(262_144).default(4096).describe(
+    'IP datagrams whose fragments a worker follows at once (virtual reassembly: later fragments follow the first fragment\'s verdict); a fragment of one more datagram is dropped.',
+  ),
+  fragmentMemcapBytes: z.coerce.number().int().min(0).max(1_073_741_824).default(4 * 1024 * 1024).describe(
+    'Bytes of fragments a worker may hold while they wait for their first fragment (4 MiB); past it the fragment and its datagram are dropped.',
+  ),
+  fragmentTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000).describe(
+    'How long a fragmented datagram is followed after its first fragment of any offset arrived, ms; fragments still waiting for their first fragment then are dropped.',
+  ),
+  fragmentMaxPerDatagram: z.coerce.number().int().min(2).max(8192).default(64).describe('Fragments accepted per datagram; one more drops the datagram.'),
   onMalformed: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
