@@ -51,7 +51,9 @@ export const SETTINGS_SCHEMA = z.strictObject({
   fragmentTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000).describe(
     'How long a fragmented datagram is followed after its first fragment of any offset arrived, ms; fragments still waiting for their first fragment then are dropped.',
   ),
-  fragmentMaxPerDatagram: z.coerce.number().int().min(2).max(8192).default(64).describe('Fragments accepted per datagram; one more drops the datagram.'),
+  fragmentMaxPerDatagram: z.coerce.number().int().min(2).max(1024).default(64).describe(
+    'Fragments accepted per datagram; one more drops the datagram. The tracker keeps 16 bytes per accepted fragment, so at most --fragment-max-datagrams × this × 16 bytes per worker (4 MiB at the defaults).',
+  ),
   onMalformed: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
