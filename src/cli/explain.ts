@@ -5,6 +5,7 @@
  *   explain --policy p.yaml tcp 10.0.0.1:12345 '->' 93.184.216.34:443       (the arrow quoted, or the shell redirects)
  *   explain --policy p.yaml --proto udp --src 10.0.0.1 --dst 10.0.0.2 --dport 53
  *   explain --policy p.yaml icmp 10.0.0.1 10.0.0.2 --icmp-type 8
+ *   explain --policy p.yaml udp 10.0.0.1:5000 10.0.0.2:53 --fragment later   (a fragment of that flow's datagram)
  *
  * Exit status: 0 explained, 1 the policy is invalid (its problems are printed), 2 usage error.
  */
@@ -29,6 +30,9 @@ earlier rules that did not match (with the first condition that failed).
   --icmp-type N        ICMP/ICMPv6 type (default 8, echo request)
   --icmp-code N        ICMP/ICMPv6 code (default 0)
   --flags LIST         TCP flags of the first packet, e.g. SYN or ACK,PSH (default SYN)
+  --fragment first|later
+                       judge an IP fragment of a datagram of this flow: the first fragment (offset 0)
+                       is judged by the rules; a later one follows the first fragment's verdict
   --json               the explanation as JSON
 
 Example:
@@ -52,7 +56,53 @@ function num(v: string | undefined, what: string, max: number): number | undefin
   return Number(v);
 }
 
-export function parseExplainArgs(args: string[]): { policy: string; input: ExplainInput; json: boolean } {
+/** Which fragment of a datagram `--fragment` asks about. */
+export type FragmentRole = 'first' | 'later';
+
+export interface FragmentExplanation {
+  role: FragmentRole;
+  /** What happens to the fragment: a later fragment passes or drops with its first fragment (no reset for it). */
+  action: 'pass' | 'drop' | 'reject' | 'alert';
+  why: string[];
+}
+
+// The transport header a first fragment must carry whole (src/flow/fragments.ts, RFC 1858 / RFC 3128 / RFC 7112).
+const FIRST_FRAGMENT_HEADER: Readonly<Record<number, string>> = {
+  6: 'the whole TCP header (20 bytes and its options)',
+  17: 'the whole UDP header (8 bytes)',
+  1: 'the ICMP type, code and checksum (8 bytes with the echo identifier)',
+  58: 'the ICMPv6 type, code and checksum (8 bytes with the echo identifier)',
+};
+
+/** How a fragment of a datagram of the explained flow is judged, given the flow's decision. */
+export function explainFragment(role: FragmentRole, input: ExplainInput, e: Explanation): FragmentExplanation {
+  const decided = e.decision.action;
+  const header = FIRST_FRAGMENT_HEADER[input.proto] ?? 'every header up to the upper-layer one';
+  if (role === 'first') {
+    return {
+      role,
+      action: decided,
+      why: [
+        'the first fragment (offset 0) carries the transport header: the rules judge it like any packet of the flow',
+        `it must hold ${header}, or it and its whole datagram are dropped (tiny fragment, RFC 1858 / RFC 3128 / RFC 7112)`,
+        `its verdict (${decided}) is recorded for its datagram: later fragments follow it`,
+      ],
+    };
+  }
+  const passes = decided === 'pass' || decided === 'alert';
+  return {
+    role,
+    action: passes ? decided : 'drop',
+    why: [
+      'a later fragment has no transport header: the rules never judge it alone',
+      `it follows its datagram's first fragment, which this flow's first fragment gets: ${decided}` + (decided === 'reject' ? ' (no reset is sent for a later fragment, RFC 1122 §3.2.2)' : ''),
+      'it waits (held, within --fragment-memcap-bytes) when it arrives before the first fragment; dropped if that is not decided within --fragment-timeout-ms',
+      'dropped with its whole datagram if it overlaps another fragment (RFC 1858 §4, RFC 5722)',
+    ],
+  };
+}
+
+export function parseExplainArgs(args: string[]): { policy: string; input: ExplainInput; json: boolean; fragment?: FragmentRole } {
   // "->" looks like an option to parseArgs: stand it in by a token that does not.
   const ARROW = '\u2192';
   const { values, positionals } = parseArgs({
@@ -72,6 +122,7 @@ export function parseExplainArgs(args: string[]): { policy: string; input: Expla
       'icmp-type': { type: 'string' },
       'icmp-code': { type: 'string' },
       flags: { type: 'string' },
+      fragment: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
@@ -117,7 +168,12 @@ export function parseExplainArgs(args: string[]): { policy: string; input: Expla
     }
     input.tcpFlags = f;
   }
-  return { policy: values.policy, input, json: values.json === true };
+  const parsed: { policy: string; input: ExplainInput; json: boolean; fragment?: FragmentRole } = { policy: values.policy, input, json: values.json === true };
+  if (values.fragment !== undefined) {
+    if (values.fragment !== 'first' && values.fragment !== 'later') throw new ExplainInputError(`--fragment is first or later, got "${values.fragment}"`);
+    parsed.fragment = values.fragment;
+  }
+  return parsed;
 }
 
 function endpointText(addr: string, port: number | undefined): string {
@@ -125,7 +181,7 @@ function endpointText(addr: string, port: number | undefined): string {
   return port === undefined ? addr : `${a}:${port}`;
 }
 
-export function formatExplanation(policy: string, input: ExplainInput, e: Explanation): string {
+export function formatExplanation(policy: string, input: ExplainInput, e: Explanation, fragment?: FragmentExplanation): string {
   const lines: string[] = [];
   const pad = (k: string): string => k.padEnd(10);
   let flow = `${protocolName(input.proto)} ${endpointText(input.src, input.srcPort)} -> ${endpointText(input.dst, input.dstPort)}`;
@@ -147,6 +203,10 @@ export function formatExplanation(policy: string, input: ExplainInput, e: Explan
   e.because.forEach((b, i) => lines.push(`${pad(i === 0 ? 'because' : '')}${b}`));
   e.earlier.forEach((x, i) => lines.push(`${pad(i === 0 ? 'skipped' : '')}#${x.rule.position} ${x.rule.name} (${x.rule.file}:${x.rule.line}:${x.rule.col}): ${x.failed}`));
   for (const n of e.notes) lines.push(`${pad('note')}${n}`);
+  if (fragment !== undefined) {
+    lines.push(`${pad('fragment')}${fragment.role === 'first' ? 'FIRST' : 'LATER'} fragment of a datagram of this flow: ${fragment.action.toUpperCase()}`);
+    for (const w of fragment.why) lines.push(`${pad('')}${w}`);
+  }
   if (!e.fastPathAgrees) lines.push(`${pad('WARNING')}the packet path's rule index disagrees with this explanation: please report this bug`);
   return lines.join('\n');
 }
@@ -180,6 +240,8 @@ export async function runExplain(args: string[], out: (s: string) => void): Prom
     out(`${err.message}\n\n${USAGE}`);
     return 2;
   }
-  out(parsed.json ? JSON.stringify(e, null, 2) : formatExplanation(parsed.policy, parsed.input, e));
+  const fragment = parsed.fragment === undefined ? undefined : explainFragment(parsed.fragment, parsed.input, e);
+  if (parsed.json) out(JSON.stringify(fragment === undefined ? e : { ...e, fragment }, null, 2));
+  else out(formatExplanation(parsed.policy, parsed.input, e, fragment));
   return e.fastPathAgrees ? 0 : 1;
 }

@@ -103,6 +103,34 @@ export const SETTINGS_SCHEMA = z.strictObject({
       'Bytes of packets each worker may hold while stages decide (64 MiB), each packet charged its length + 512 bytes of bookkeeping; when full, new holds follow --on-memcap.',
   }),
   maxHeldPacketsPerFlow: int({ min: 1, max: MAX_HELD_PACKETS_PER_FLOW_LIMIT, unit: 'packets', default: 64, description: 'Packets held per flow before the hold budget counts as exhausted.' }),
+  fragmentMaxDatagrams: int({
+    min: 16,
+    max: 262_144,
+    unit: 'datagrams',
+    default: 4096,
+    description: "IP datagrams whose fragments a worker follows at once (virtual reassembly: later fragments follow the first fragment's verdict); a fragment of one more datagram is dropped.",
+  }),
+  fragmentMemcapBytes: int({
+    min: 0,
+    max: 1_073_741_824,
+    unit: 'bytes',
+    default: 4 * 1024 * 1024,
+    description: 'Bytes of fragments a worker may hold while they wait for their first fragment (4 MiB); past it the fragment and its datagram are dropped.',
+  }),
+  fragmentTimeoutMs: int({
+    min: 100,
+    max: 60_000,
+    unit: 'ms',
+    default: 5000,
+    description: 'How long a fragmented datagram is followed after its first fragment of any offset arrived, ms; fragments still waiting for their first fragment then are dropped.',
+  }),
+  fragmentMaxPerDatagram: int({
+    min: 2,
+    max: 1024,
+    unit: 'fragments',
+    default: 64,
+    description: 'Fragments accepted per datagram; one more drops the datagram. The tracker keeps 16 bytes per accepted fragment, so at most --fragment-max-datagrams × this × 16 bytes per worker (4 MiB at the defaults).',
+  }),
   onMalformed: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
@@ -191,10 +219,13 @@ function problem(issue: z.core.$ZodIssue, value: string): string {
 /**
  * Worst-case memory of the data plane's bounds, bytes: every flow table full (plus the previous half-size
  * generation while the last doubling copies), every worker's hold memcap full, every receive and tx slot, and
- * the receive buffer of each worker's UDP socket and the send buffer of its raw socket full (the kernel
+ * every worker's fragment memcap and tracker full, the receive buffer of each worker's UDP socket and the send
+ * buffer of its raw socket full (the kernel
  * doubles both). The JS runtime itself (V8 heaps, code) comes on top: see MEMORY_BUDGET_SHARE.
  */
-export function worstCaseMemory(s: Pick<Settings, 'workers' | 'maxFlows' | 'maxHeldBytes' | 'batchSize' | 'socketBufferBytes'>): {
+export function worstCaseMemory(
+  s: Pick<Settings, 'workers' | 'maxFlows' | 'maxHeldBytes' | 'batchSize' | 'socketBufferBytes' | 'fragmentMemcapBytes' | 'fragmentMaxDatagrams' | 'fragmentMaxPerDatagram'>,
+): {
   flowTables: number;
   heldPackets: number;
   packetBuffers: number;
@@ -203,7 +234,8 @@ export function worstCaseMemory(s: Pick<Settings, 'workers' | 'maxFlows' | 'maxH
 } {
   const perWorkerFlows = Math.max(16, Math.ceil(s.maxFlows / s.workers)); // as worker-main.ts sizes the table
   const flowTables = s.workers * (flowTableBytes(perWorkerFlows) + flowTableBytes(Math.ceil(perWorkerFlows / 2)));
-  const heldPackets = s.workers * s.maxHeldBytes;
+  // Held packets, plus fragments waiting for their first fragment and the tracker's 16 bytes per fragment.
+  const heldPackets = s.workers * (s.maxHeldBytes + s.fragmentMemcapBytes + s.fragmentMaxDatagrams * s.fragmentMaxPerDatagram * 16);
   const packetBuffers = s.workers * (s.batchSize + TX_SLOTS) * SLOT_BYTES;
   const socketBuffers = s.workers * 2 * 2 * s.socketBufferBytes;
   return { flowTables, heldPackets, packetBuffers, socketBuffers, total: flowTables + heldPackets + packetBuffers + socketBuffers };
@@ -248,7 +280,7 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
   if (need.total > budget) {
     throw new SettingsError(
       `settings need up to ${formatBytes(need.total)} in the worst case (flow tables ${formatBytes(need.flowTables)}, ` +
-        `held packets ${formatBytes(need.heldPackets)} = --max-held-bytes × --workers, socket buffers ${formatBytes(need.socketBuffers)}, ` +
+        `held packets and fragments ${formatBytes(need.heldPackets)} (--max-held-bytes, --fragment-* × --workers), socket buffers ${formatBytes(need.socketBuffers)}, ` +
         `packet slots ${formatBytes(need.packetBuffers)}) but ${Math.round(MEMORY_BUDGET_SHARE * 100)} % of this machine's memory is ${formatBytes(budget)}: ` +
         'lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers',
     );

@@ -3,10 +3,12 @@
  * reads for /stats, /metrics and /healthz without messages or locks. Float64 holds integers exactly to 2^53.
  *
  * Layout: the fixed counters of COUNTER, then one slot per GENEVE anomaly and one per inner-packet anomaly,
- * in the order of their names arrays, so a new anomaly code needs no edit here.
+ * in the order of their names arrays, so a new anomaly code needs no edit here, then the fragment tracker's
+ * FRAGMENT_COUNTER block (src/flow/fragments.ts), which the tracker writes through a view (fragmentCounters).
  */
 import { GENEVE_ANOMALY_NAMES } from '../geneve/codec.js';
 import { PACKET_ANOMALY_NAMES } from '../packet/decode.js';
+import { FRAGMENT_COUNTER_NAMES, FRAGMENT_DROP_COUNTERS } from '../flow/fragments.js';
 
 export const COUNTER = {
   RX_PACKETS: 0,
@@ -46,7 +48,7 @@ export const COUNTER = {
   SELF_TEST_PACKETS: 25,
   /** performance.timeOrigin + performance.now() of the worker's last heartbeat tick, ms since epoch. */
   HEARTBEAT_MS: 26,
-  /** Inner IP fragments seen (passed per policy as their flow). */
+  /** Inner IP fragments seen (first and later ones; the fragment_* counters say what became of them). */
   FRAGMENTS: 27,
   /** Policy generation the worker runs (increments on each successful reload). */
   POLICY_GENERATION: 28,
@@ -58,7 +60,13 @@ const FIXED = Object.keys(COUNTER).length;
 
 export const GENEVE_ANOMALY_BASE = FIXED;
 export const INNER_ANOMALY_BASE = GENEVE_ANOMALY_BASE + GENEVE_ANOMALY_NAMES.length;
-export const COUNTER_SLOTS = INNER_ANOMALY_BASE + PACKET_ANOMALY_NAMES.length;
+export const FRAGMENT_COUNTER_BASE = INNER_ANOMALY_BASE + PACKET_ANOMALY_NAMES.length;
+export const COUNTER_SLOTS = FRAGMENT_COUNTER_BASE + FRAGMENT_COUNTER_NAMES.length;
+
+/** The fragment tracker's counter block inside the worker's counters (shared memory, no copy). */
+export function fragmentCounters(c: Float64Array): Float64Array {
+  return c.subarray(FRAGMENT_COUNTER_BASE, FRAGMENT_COUNTER_BASE + FRAGMENT_COUNTER_NAMES.length);
+}
 
 export function createCounters(): Float64Array {
   return new Float64Array(new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT));
@@ -77,6 +85,7 @@ export function dropReasons(c: Float64Array): Record<string, number> {
   out['hold_discarded'] = c[COUNTER.HOLD_DISCARDED] as number;
   out['memcap'] = c[COUNTER.MEMCAP_DROPPED] as number;
   out['internal_fault'] = c[COUNTER.INTERNAL_FAULTS] as number;
+  for (const i of FRAGMENT_DROP_COUNTERS) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
   return out;
 }
 
@@ -84,6 +93,7 @@ export function dropReasons(c: Float64Array): Record<string, number> {
 export function namedCounters(c: Float64Array): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, index] of Object.entries(COUNTER)) out[name.toLowerCase()] = c[index] as number;
+  for (let i = 0; i < FRAGMENT_COUNTER_NAMES.length; i++) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
   return out;
 }
 

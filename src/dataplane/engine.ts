@@ -2,6 +2,9 @@
  * The per-worker packet engine: one batch of received GENEVE datagrams in, a list of datagrams to send out.
  *
  *   decode GENEVE ─> decode inner IP/L4 ─> flow lookup ─> service chain ─> release | hold | drop (+ reject)
+ *                                   └─ fragments: FragmentTracker (src/flow/fragments.ts): a first fragment goes
+ *                                      the normal way and its verdict is recorded for its datagram; later
+ *                                      fragments skip the flow table and follow that verdict (or wait for it)
  *
  * It owns no sockets: the worker (worker-main.ts) fills the receive slots with recvmmsg and flushes the two
  * send lists with sendmmsg, so the whole path is testable in-process with real bytes. Allocation-free on the
@@ -16,9 +19,10 @@ import { createGeneveHeader, type GeneveHeader } from '../geneve/types.js';
 import { decodeInner } from '../packet/decode.js';
 import { createInnerPacket, IP_PROTO, TCP_FLAG, type InnerPacket } from '../packet/types.js';
 import { FlowTable } from '../flow/table.js';
+import { FragmentTracker, FRAGMENT_RESULT, type HeldFragment } from '../flow/fragments.js';
 import { HoldStore, HOLD_REFUSED } from '../pipeline/hold.js';
 import { ACTION, DIRECTION, STAGE_RESULT, type Action, type PacketContext, type Stage } from '../pipeline/stage.js';
-import { COUNTER, GENEVE_ANOMALY_BASE, INNER_ANOMALY_BASE, bump } from './counters.js';
+import { COUNTER, GENEVE_ANOMALY_BASE, INNER_ANOMALY_BASE, bump, fragmentCounters } from './counters.js';
 import type { RecvBatchArrays, SendBatchArrays } from './native.js';
 import type { Settings } from '../config/settings.js';
 
@@ -91,6 +95,7 @@ export class PacketEngine {
   readonly counters: Float64Array;
   readonly flows: FlowTable;
   readonly holds: HoldStore;
+  readonly fragments: FragmentTracker;
   /** Returns of received datagrams, pointing into the receive buffer. */
   readonly rxSend: SendList;
   /** Released held packets and originated packets (RST), in txBuf. */
@@ -116,6 +121,15 @@ export class PacketEngine {
     this.rejectBuilder = opts.rejectBuilder;
     this.flushTx = opts.flushTx;
     this.holds = new HoldStore(opts.settings.maxHeldBytes, opts.settings.maxHeldPacketsPerFlow);
+    this.fragments = new FragmentTracker(
+      {
+        maxDatagrams: opts.settings.fragmentMaxDatagrams,
+        memcapBytes: opts.settings.fragmentMemcapBytes,
+        timeoutMs: opts.settings.fragmentTimeoutMs,
+        maxFragmentsPerDatagram: opts.settings.fragmentMaxPerDatagram,
+      },
+      fragmentCounters(opts.counters),
+    );
     this.rxSend = createSendList(opts.settings.batchSize);
     this.txSlots = opts.txSlots ?? TX_SLOTS;
     this.txSend = createSendList(this.txSlots);
@@ -183,6 +197,13 @@ export class PacketEngine {
     const a = decodeInner(buf, innerOff, len - gh.headerLength, gh.protocolType, pkt);
     if (a !== 0) {
       bump(c, INNER_ANOMALY_BASE + a);
+      if (pkt.isFragment) {
+        // A first fragment without its whole transport header (RFC 1858, RFC 3128, RFC 7112): never passed,
+        // whatever --on-malformed says, and the rest of its datagram is dropped with it.
+        bump(c, COUNTER.FRAGMENTS);
+        this.fragments.tiny(pkt, this.endpointHi(), this.endpointLo(), nowMs);
+        return;
+      }
       if (this.settings.onMalformed === 'pass') {
         bump(c, COUNTER.MALFORMED_PASSED);
         this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
@@ -196,7 +217,18 @@ export class PacketEngine {
       this.queue(this.rxSend, off, len, localAddr, gwlbAddr, gwlbPort, gwlbPort);
       return;
     }
-    if (pkt.isFragment) bump(c, COUNTER.FRAGMENTS);
+    let fragment = -1;
+    if (pkt.isFragment) {
+      bump(c, COUNTER.FRAGMENTS);
+      if (pkt.isLaterFragment) {
+        // No transport header: it follows its datagram's first fragment, never a flow of its own.
+        const r = this.fragments.later(pkt, this.endpointHi(), this.endpointLo(), nowMs, buf, off, len, localAddr, gwlbAddr, gwlbPort);
+        if (r === FRAGMENT_RESULT.PASS) this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
+        return;
+      }
+      fragment = this.fragments.first(pkt, this.endpointHi(), this.endpointLo(), nowMs);
+      if (fragment < 0) return;
+    }
 
     const flows = this.flows;
     // The key includes the GWLB endpoint id (0, 0 without the option): tenants' identical 5-tuples never meet.
@@ -242,7 +274,11 @@ export class PacketEngine {
 
     if (holdStage >= 0) {
       const refused = this.holds.hold(flow, holdStage, buf, off, len, localAddr, gwlbAddr, gwlbPort, nowMs);
-      if (refused === HOLD_REFUSED.OK) return;
+      if (refused === HOLD_REFUSED.OK) {
+        // The first fragment waits with its flow: the rest of its datagram waits for the flow's verdict.
+        if (fragment >= 0) this.fragments.pend(fragment, flow);
+        return;
+      }
       // Budget exhausted: the holding stage's fail mode decides (DESIGN.md §3).
       const stage = stages[holdStage] as Stage;
       action = stage.onHoldExpired !== undefined ? stage.onHoldExpired(flow) : ACTION.DROP;
@@ -258,9 +294,16 @@ export class PacketEngine {
     if (action === ACTION.PASS || action === ACTION.ALERT) {
       if (this.holds.has(flow)) this.releaseHeld(flow);
       bump(c, action === ACTION.PASS ? COUNTER.PASSED : COUNTER.ALERTED);
-      this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
+      if (fragment >= 0 && this.fragments.heldCount(fragment) > 0) {
+        // Fragments that waited go out after their first fragment: it goes through the tx list ahead of them.
+        this.sendCopy(buf, off, len, localAddr, gwlbAddr, gwlbPort);
+      } else {
+        this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
+      }
+      if (fragment >= 0) this.fragments.decide(fragment, action, this.releaseFragment);
       return;
     }
+    if (fragment >= 0) this.fragments.decide(fragment, action, this.releaseFragment);
     if (this.holds.has(flow)) this.discardHeld(flow);
     if (action === ACTION.REJECT) {
       bump(c, COUNTER.REJECTED);
@@ -269,6 +312,30 @@ export class PacketEngine {
       bump(c, COUNTER.DROPPED_POLICY);
     }
   }
+
+  private endpointHi(): number {
+    return this.gh.hasEndpointId ? this.gh.endpointIdHi : 0;
+  }
+
+  private endpointLo(): number {
+    return this.gh.hasEndpointId ? this.gh.endpointIdLo : 0;
+  }
+
+  /** Sends a copy of buf[off, off + len) through the tx list (behind what is queued there already). */
+  private sendCopy(buf: Buffer, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number): void {
+    const to = this.txSlot();
+    if (to < 0) {
+      bump(this.counters, COUNTER.SEND_FAILED);
+      return;
+    }
+    buf.copy(this.txBuf, to, off, off + len);
+    this.queue(this.txSend, to, len, localAddr, gwlbAddr, gwlbPort, GENEVE_PORT);
+  }
+
+  /** A held fragment whose first fragment passed: out through the tx list. */
+  private readonly releaseFragment = (h: HeldFragment): void => {
+    this.sendCopy(h.data, 0, h.data.length, h.localAddr, h.gwlbAddr, h.gwlbPort);
+  };
 
   private isNewConnection(flow: number): boolean {
     const gh = this.gh;
@@ -320,9 +387,12 @@ export class PacketEngine {
       this.queue(this.txSend, off, h.data.length, h.localAddr, h.gwlbAddr, h.gwlbPort, GENEVE_PORT);
       bump(this.counters, COUNTER.HOLD_RELEASED);
     }
+    // A first fragment among them: the rest of its datagram follows, after it.
+    if (this.fragments.pending > 0) this.fragments.resolveFlow(flow, ACTION.PASS, this.releaseFragment);
   }
 
   private discardHeld(flow: number): void {
+    if (this.fragments.pending > 0) this.fragments.resolveFlow(flow, ACTION.DROP, this.releaseFragment);
     bump(this.counters, COUNTER.HOLD_DISCARDED, this.holds.take(flow).length);
   }
 
@@ -351,6 +421,7 @@ export class PacketEngine {
     const c = this.counters;
     const expired = this.flows.expire(nowMs, 100_000);
     bump(c, COUNTER.FLOW_EXPIRATIONS, expired);
+    this.fragments.expire(nowMs);
     this.holds.expired(nowMs, this.holdBudgetOf, HOLD_CHECK);
     for (const { flow, stage } of HOLD_CHECK) {
       const s = this.stages[stage];

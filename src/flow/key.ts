@@ -16,8 +16,9 @@
  * - Non-first fragments (pkt.isLaterFragment) carry no transport header, so they cannot be matched to their
  *   5-tuple flow without reassembly, which we do not do. Their ports are forced to 0 here (whatever the decoder
  *   left): a later fragment is keyed by its 3-tuple flow (protocol, addresses, ports 0), a flow of its own.
- *   The data plane recognises those packets by pkt.isLaterFragment and applies the fragment exception policy;
- *   `effectiveSrcPort` / `effectiveDstPort` give the ports the key actually uses.
+ *   The data plane does not look them up at all: it hands them to the fragment tracker (src/flow/fragments.ts),
+ *   which makes them follow their datagram's first fragment. `effectiveSrcPort` / `effectiveDstPort` give the
+ *   ports the key would use.
  *
  * Addresses are the InnerPacket's four 32-bit words, IPv4 stored IPv4-mapped, so one function serves both families
  * and an IPv4 flow can never collide structurally with an IPv6 one.

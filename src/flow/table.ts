@@ -47,8 +47,8 @@
  * flow, which the data plane's exception policy handles. A new connection reusing the 5-tuple while the closed
  * entry is still here finds the old entry: the data plane should remove(flow) on a SYN to a closed flow.
  *
- * Fragments: see key.ts. A non-first fragment is keyed by (protocol, addresses, ports 0): it finds the 3-tuple
- * flow, never its 5-tuple flow. The data plane recognises it by pkt.isLaterFragment (exception policy).
+ * Fragments: see key.ts. A non-first fragment would be keyed by (protocol, addresses, ports 0), never its 5-tuple
+ * flow; the data plane sends it to the fragment tracker (src/flow/fragments.ts) instead of this table.
  *
  * GENEVE headers: each flow has a fixed slot of `maxHeaderBytes` (default 64; GWLB's header is 40 bytes).
  * A longer header (RFC 8926 allows up to 260 bytes) goes to a bounded overflow pool of 260-byte slots that

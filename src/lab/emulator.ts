@@ -469,8 +469,9 @@ export class GwlbEmulator {
     const proto = pkt.protocol;
     if (this.settings.stickiness === '2-tuple') return [0, 0, 0];
     if (this.settings.stickiness === '3-tuple') return [proto, 0, 0];
-    // 5-tuple applies to TCP and UDP; everything else (ICMP, later fragments) is a 3-tuple flow.
-    if ((proto === IP_PROTO.TCP || proto === IP_PROTO.UDP) && !pkt.isLaterFragment) return [proto, pkt.srcPort, pkt.dstPort];
+    // 5-tuple applies to TCP and UDP; everything else (ICMP, later fragments, a first fragment without its whole
+    // transport header) is a 3-tuple flow.
+    if ((proto === IP_PROTO.TCP || proto === IP_PROTO.UDP) && !pkt.isLaterFragment && pkt.anomaly === 0) return [proto, pkt.srcPort, pkt.dstPort];
     return [proto, 0, 0];
   }
 
@@ -488,7 +489,9 @@ export class GwlbEmulator {
       return;
     }
     const pkt = this.pkt;
-    if (decodeInner(buf, off, len, INNER_PROTOCOL_ANY, pkt) !== 0) {
+    // GWLB forwards IP packets whatever their transport header holds: a first fragment too short for its TCP/UDP
+    // header (the tiny fragment attack) reaches the appliance, which must deal with it.
+    if (decodeInner(buf, off, len, INNER_PROTOCOL_ANY, pkt) !== 0 && !pkt.isFragment) {
       c.innerUndecodable++;
       return;
     }
@@ -633,7 +636,7 @@ export class GwlbEmulator {
     const innerOff = g + gh.headerLength;
     const innerLen = gLen - gh.headerLength;
     const pkt = this.retPkt;
-    if (decodeInner(buf, innerOff, innerLen, gh.protocolType, pkt) !== 0) return this.reject('inner-mismatch');
+    if (decodeInner(buf, innerOff, innerLen, gh.protocolType, pkt) !== 0 && !pkt.isFragment) return this.reject('inner-mismatch');
     const [proto, sp, dp] = this.keyOf(pkt);
     let direction: number;
     if (proto === flow.protocol && sameAddr(pkt.src, flow.a) && sameAddr(pkt.dst, flow.b) && sp === flow.aPort && dp === flow.bPort) {

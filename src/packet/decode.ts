@@ -112,6 +112,7 @@ const IPV4_MIN_HEADER_LENGTH = 20;
 const IPV4_IHL_MASK = 0x0f;
 const IPV4_FLAG_MF = 0x2000;
 const IPV4_FRAGMENT_OFFSET_MASK = 0x1fff;
+const FRAGMENT_OFFSET_UNIT_BYTES = 8; // RFC 791 §3.1 and RFC 8200 §4.5: Fragment Offset counts 8-octet units
 // RFC 8200 §3, §4
 const IPV6_HEADER_LENGTH = 40;
 const IPV6_EXT_UNIT_BYTES = 8; // Hdr Ext Len unit, not counting the first 8 octets
@@ -191,6 +192,10 @@ export function decodeInner(buf: Buffer, off: number, len: number, protocolType:
   out.icmpCode = -1;
   out.isFragment = false;
   out.isLaterFragment = false;
+  out.fragmentId = 0;
+  out.fragmentOffset = 0;
+  out.moreFragments = false;
+  out.fragmentDataOffset = 0;
   out.ttl = 0;
 
   if (len < 1) return failed(out, PACKET_ANOMALY.TRUNCATED_IP_HEADER);
@@ -228,6 +233,12 @@ function decodeIpv4(buf: Buffer, off: number, len: number, out: InnerPacket): nu
   const fragmentOffset = flagsFragment & IPV4_FRAGMENT_OFFSET_MASK;
   const moreFragments = (flagsFragment & IPV4_FLAG_MF) !== 0;
   out.isFragment = moreFragments || fragmentOffset !== 0;
+  if (out.isFragment) {
+    out.fragmentId = buf.readUInt16BE(off + 4);
+    out.fragmentOffset = fragmentOffset * FRAGMENT_OFFSET_UNIT_BYTES;
+    out.moreFragments = moreFragments;
+    out.fragmentDataOffset = off + ihl;
+  }
   if (fragmentOffset !== 0) {
     // RFC 791: only the fragment at offset 0 carries the transport header.
     out.isLaterFragment = true;
@@ -289,15 +300,23 @@ function decodeIpv6(buf: Buffer, off: number, len: number, out: InnerPacket): nu
       if (p + IPV6_FRAGMENT_HEADER_LENGTH > end) return failed(out, PACKET_ANOMALY.TRUNCATED_EXTENSION_HEADER);
       nextHeader = buf.readUInt8(p);
       const offsetFlags = buf.readUInt16BE(p + 2);
+      const identification = buf.readUInt32BE(p + 4);
       p += IPV6_FRAGMENT_HEADER_LENGTH;
+      const fragmentOffset = (offsetFlags >>> IPV6_FRAGMENT_OFFSET_SHIFT) * FRAGMENT_OFFSET_UNIT_BYTES;
+      moreFragments = (offsetFlags & IPV6_FRAGMENT_FLAG_M) !== 0;
+      // RFC 6946 §4: an atomic fragment (offset 0, M = 0) is processed in isolation, as a whole packet.
+      if (fragmentOffset === 0 && !moreFragments) continue;
       out.isFragment = true;
-      if (offsetFlags >>> IPV6_FRAGMENT_OFFSET_SHIFT !== 0) {
+      out.fragmentId = identification;
+      out.fragmentOffset = fragmentOffset;
+      out.moreFragments = moreFragments;
+      out.fragmentDataOffset = p;
+      if (fragmentOffset !== 0) {
         // Non-first fragment: what follows is the middle of the fragmentable part, not a header.
         out.protocol = nextHeader;
         out.isLaterFragment = true;
         return PACKET_ANOMALY.OK;
       }
-      moreFragments = (offsetFlags & IPV6_FRAGMENT_FLAG_M) !== 0;
     } else if (nextHeader === NH_NO_NEXT_HEADER) {
       // RFC 8200 §4.7: nothing follows.
       return PACKET_ANOMALY.OK;

@@ -38,10 +38,23 @@ export interface InnerPacket {
   /** ICMP/ICMPv6 only (else -1). */
   icmpType: number;
   icmpCode: number;
-  /** IPv4 MF set or fragment offset ≠ 0, or an IPv6 Fragment header present. */
+  /**
+   * IPv4 MF set or fragment offset ≠ 0, or an IPv6 Fragment header with M set or offset ≠ 0. An IPv6 atomic
+   * fragment (Fragment header with offset 0 and M = 0, RFC 6946 §4) is a whole packet: false.
+   */
   isFragment: boolean;
   /** True when this is a non-first fragment (no transport header in it). */
   isLaterFragment: boolean;
+  /**
+   * Fragments only (isFragment; else 0 / false / 0): Identification (IPv4 16 bits, RFC 791 §3.1; IPv6 32 bits,
+   * RFC 8200 §4.5), Fragment Offset in bytes, the MF / M flag, and the buffer offset where the fragment's data
+   * (the fragmentable part, which Fragment Offset positions) starts: after the IPv4 header, or after the IPv6
+   * Fragment header. The fragment's data runs to l3Offset + ipLength.
+   */
+  fragmentId: number;
+  fragmentOffset: number;
+  moreFragments: boolean;
+  fragmentDataOffset: number;
   /** IPv4 TTL or IPv6 hop limit. */
   ttl: number;
 }
@@ -68,6 +81,10 @@ export function createInnerPacket(): InnerPacket {
     icmpCode: -1,
     isFragment: false,
     isLaterFragment: false,
+    fragmentId: 0,
+    fragmentOffset: 0,
+    moreFragments: false,
+    fragmentDataOffset: 0,
     ttl: 0,
   };
 }

@@ -106,6 +106,10 @@ const FIXTURES: FixtureCase[] = [
       dstPort: 0,
       isFragment: true,
       isLaterFragment: true,
+      fragmentId: 0xbeef,
+      fragmentOffset: 24,
+      moreFragments: false,
+      fragmentDataOffset: 20,
     },
   },
   {
@@ -128,8 +132,10 @@ const FIXTURES: FixtureCase[] = [
       tcpSeq: 1000,
       tcpAck: 2000,
       tcpWindow: 512,
-      isFragment: true,
+      // RFC 6946 §4: an atomic fragment (offset 0, M = 0) is a whole packet, not a fragment to track.
+      isFragment: false,
       isLaterFragment: false,
+      fragmentId: 0,
       ttl: 64,
     },
   },
@@ -227,13 +233,19 @@ t.test('an IPv6 Fragment header with a non-zero offset stops the walk: later fra
   const buf = loadHex('packet/ipv6-hbh-frag-dest-tcp.hex');
   buf.writeUInt16BE(0x0008, 50); // Fragment Offset 1 (8 bytes), M = 0
   const p = decode(buf, V6);
-  t.match(view(p), { anomaly: P.OK, isFragment: true, isLaterFragment: true, protocol: 60, l4Offset: -1, srcPort: 0 });
+  t.match(view(p), {
+    anomaly: P.OK, isFragment: true, isLaterFragment: true, protocol: 60, l4Offset: -1, srcPort: 0,
+    fragmentId: 0x12345678, fragmentOffset: 8, moreFragments: false, fragmentDataOffset: 56,
+  });
 });
 
 t.test('an IPv6 first fragment (M = 1) is decoded down to TCP', async (t) => {
   const buf = loadHex('packet/ipv6-hbh-frag-dest-tcp.hex');
   buf.writeUInt16BE(0x0001, 50); // Fragment Offset 0, M = 1
-  t.match(view(decode(buf, V6)), { anomaly: P.OK, isFragment: true, isLaterFragment: false, protocol: 6, dstPort: 80 });
+  t.match(view(decode(buf, V6)), {
+    anomaly: P.OK, isFragment: true, isLaterFragment: false, protocol: 6, dstPort: 80,
+    fragmentId: 0x12345678, fragmentOffset: 0, moreFragments: true, fragmentDataOffset: 56,
+  });
 });
 
 t.test('an IPv6 first fragment carrying a partial UDP datagram is not a UDP length error', async (t) => {
