@@ -228,17 +228,19 @@ export function worstCaseMemory(
 ): {
   flowTables: number;
   heldPackets: number;
+  fragments: number;
   packetBuffers: number;
   socketBuffers: number;
   total: number;
 } {
   const perWorkerFlows = Math.max(16, Math.ceil(s.maxFlows / s.workers)); // as worker-main.ts sizes the table
   const flowTables = s.workers * (flowTableBytes(perWorkerFlows) + flowTableBytes(Math.ceil(perWorkerFlows / 2)));
-  // Held packets, plus fragments waiting for their first fragment and the tracker's 16 bytes per fragment.
-  const heldPackets = s.workers * (s.maxHeldBytes + s.fragmentMemcapBytes + s.fragmentMaxDatagrams * s.fragmentMaxPerDatagram * 16);
+  const heldPackets = s.workers * s.maxHeldBytes;
+  // Fragments waiting for their first fragment, and the tracker's 16 bytes per accepted fragment.
+  const fragments = s.workers * (s.fragmentMemcapBytes + s.fragmentMaxDatagrams * s.fragmentMaxPerDatagram * 16);
   const packetBuffers = s.workers * (s.batchSize + TX_SLOTS) * SLOT_BYTES;
   const socketBuffers = s.workers * 2 * 2 * s.socketBufferBytes;
-  return { flowTables, heldPackets, packetBuffers, socketBuffers, total: flowTables + heldPackets + packetBuffers + socketBuffers };
+  return { flowTables, heldPackets, fragments, packetBuffers, socketBuffers, total: flowTables + heldPackets + fragments + packetBuffers + socketBuffers };
 }
 
 /** Memory this process may use: the machine's, or the container's (cgroup) limit when lower. */
@@ -280,7 +282,7 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
   if (need.total > budget) {
     throw new SettingsError(
       `settings need up to ${formatBytes(need.total)} in the worst case (flow tables ${formatBytes(need.flowTables)}, ` +
-        `held packets and fragments ${formatBytes(need.heldPackets)} (--max-held-bytes, --fragment-* × --workers), socket buffers ${formatBytes(need.socketBuffers)}, ` +
+        `held packets ${formatBytes(need.heldPackets)} = --max-held-bytes × --workers, fragments ${formatBytes(need.fragments)}, socket buffers ${formatBytes(need.socketBuffers)}, ` +
         `packet slots ${formatBytes(need.packetBuffers)}) but ${Math.round(MEMORY_BUDGET_SHARE * 100)} % of this machine's memory is ${formatBytes(budget)}: ` +
         'lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers',
     );

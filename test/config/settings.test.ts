@@ -101,7 +101,8 @@ t.test('the largest flow table and hold budget are what the docs say they cost',
 t.test('bounds that together exceed the memory budget are refused with each part named', async (t) => {
   const s = resolveSettings({ workers: '2' }, {}, 8 * GiB);
   const need = worstCaseMemory(s);
-  t.equal(need.total, need.flowTables + need.heldPackets + need.socketBuffers + need.packetBuffers);
+  t.equal(need.total, need.flowTables + need.heldPackets + need.fragments + need.socketBuffers + need.packetBuffers);
+  t.equal(need.fragments, 2 * (4 * 1024 * 1024 + 4096 * 64 * 16), "fragment memcap and tracker per worker");
   t.equal(need.heldPackets, 2 * 64 * 1024 * 1024, 'hold memcap per worker');
   t.ok(need.total < 1 * GiB, `defaults with 2 workers need ${formatBytes(need.total)} at worst`);
   // 64 workers × 1 GiB of holds alone is 64 GiB.
