@@ -13,6 +13,7 @@ import type { Settings } from '../config/settings.js';
 import { ipv4ToU32 } from '../packet/address.js';
 import type { Logger } from '../util/logger.js';
 import { PROBE_NONCE_BYTES } from './engine.js';
+import { ownAddresses } from './source-guard.js';
 
 /** A worker that dies is restarted after this delay, doubling per consecutive death up to the max (ms). */
 const RESTART_BASE_MS = 100;
@@ -34,6 +35,8 @@ interface WorkerSlot {
 export class Supervisor {
   readonly settings: Settings;
   readonly probeNonce: Buffer = randomBytes(PROBE_NONCE_BYTES);
+  /** This network namespace's IPv4 addresses at start (loop guard); the address a datagram came to counts too. */
+  readonly ownAddrs: Uint32Array;
   private readonly native: NativeNet;
   private readonly slots: WorkerSlot[] = [];
   private readonly log: Logger;
@@ -47,6 +50,7 @@ export class Supervisor {
     this.policy = policy;
     this.log = log;
     this.native = loadNative();
+    this.ownAddrs = ownAddresses(settings.listen);
   }
 
   get workerCount(): number {
@@ -57,10 +61,11 @@ export class Supervisor {
   async start(): Promise<void> {
     const s = this.settings;
     const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes);
+    // Every fd goes into a slot before the next call that can throw, so stop() closes all of them.
     for (let i = 0; i < fds.length; i++) {
-      const rawFd = s.returnMode === 'raw' ? this.native.openRawSend(s.socketBufferBytes) : -1;
-      this.slots.push({ index: i, fd: fds[i] as number, rawFd, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });
+      this.slots.push({ index: i, fd: fds[i] as number, rawFd: -1, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });
     }
+    if (s.returnMode === 'raw') for (const slot of this.slots) slot.rawFd = this.native.openRawSend(s.socketBufferBytes);
     await Promise.all(this.slots.map((slot) => this.spawn(slot)));
   }
 
@@ -72,6 +77,7 @@ export class Supervisor {
       settings: this.settings,
       counters: slot.counters,
       probeNonce: this.probeNonce,
+      ownAddrs: this.ownAddrs,
       policy: this.policy,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: init, name: `gwi-worker-${slot.index}` });
@@ -165,8 +171,10 @@ export class Supervisor {
       }),
     );
     for (const slot of this.slots) {
-      this.native.close(slot.fd);
+      if (slot.fd >= 0) this.native.close(slot.fd);
       if (slot.rawFd >= 0) this.native.close(slot.rawFd);
+      slot.fd = -1;
+      slot.rawFd = -1;
     }
   }
 }
