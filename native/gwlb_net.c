@@ -485,8 +485,8 @@ static int64_t send_all(napi_env env, int fd, struct mmsghdr *msgs, uint32_t n, 
   while (k < n) {
     int r = sendmmsg(fd, msgs + k, n - k, 0);
     if (r > 0) { k += (uint32_t)r; sent += (uint32_t)r; full = 0; continue; }
-    if (r == 0 || errno == EINTR) continue;
-    int err = errno;
+    if (r < 0 && errno == EINTR) continue;
+    int err = r == 0 ? EAGAIN : errno;        /* 0 sent with datagrams left: treat as a full buffer */
     if (would_block(err) || err == ENOBUFS) {
       if (++full <= SEND_FULL_RETRIES) continue;
       while (k < n) skipped[k++] = 1;

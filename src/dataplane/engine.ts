@@ -184,12 +184,13 @@ export class PacketEngine {
       const src = meta.srcAddr[i] as number;
       const dst = meta.dstAddr[i] as number;
       const fromSelf = src === dst || inSorted(own, src);
-      // Before decoding: GWLB sends only from its own subnets, never from our addresses (DESIGN.md §2).
+      // Before decoding: GWLB sends only from its own subnets, never from our addresses (docs/configuration.md,
+      // "Sources and instances").
       if (!fromSelf && !inCidrs(sources, src)) {
         bump(c, COUNTER.SOURCE_NOT_ALLOWED);
         continue;
       }
-      // One try/catch per packet (STYLE.md): a fault costs this packet its normal handling, never the batch.
+      // One try/catch per packet: a fault costs this packet its normal handling (--on-internal-fault), never the batch.
       const queued = rx.count;
       try {
         if (fromSelf) this.processFromSelf(buf, off, len, dst, src, meta.srcPort[i] as number);

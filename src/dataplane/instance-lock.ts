@@ -1,7 +1,7 @@
 /**
- * One appliance per GENEVE port (DESIGN.md §2: "a second one on the same host must refuse to start, not share
- * it"). The data plane binds its sockets with SO_REUSEPORT, so the kernel would happily let a second process
- * join the group; the two then receive each other's health probes and returns and bounce them forever.
+ * One appliance per GENEVE address and port (docs/configuration.md, "Sources and instances"). The data plane
+ * binds its sockets with SO_REUSEPORT, so the kernel would happily let a second process join the group; the two
+ * then receive each other's health probes and returns and bounce them forever.
  *
  * The lock is a listening Unix socket in the *abstract* namespace, named after the listen address and port:
  *  - abstract names belong to the network namespace, exactly the scope in which two binds of the port collide

@@ -1,6 +1,6 @@
 /**
- * Who may talk to UDP 6081 (DESIGN.md §2: "Only the GWLB talks to UDP 6081 ... never from the appliance's own
- * addresses"). Two numeric checks on the outer source address the batch loop runs before any decoding:
+ * Who may talk to UDP 6081 (docs/configuration.md, "Sources and instances": only the GWLB, never the appliance's
+ * own addresses). Two numeric checks on the outer source address the batch loop runs before any decoding:
  *
  *  - loop guard: a datagram from one of the appliance's own addresses is either our own health probe or a
  *    datagram we (or another process on this host) sent to ourselves; processing it as traffic returns it to
