@@ -153,6 +153,14 @@ t.test('a taken admin port: exit non-zero with one start_failed line, the GENEVE
   t.equal(await again.stop(), 0, 'and the instance lock is free: a new appliance starts on it');
 });
 
+t.test('an invalid --gwlb-sources: exit 2 with one start_failed line naming the flag', async (t) => {
+  const r = await runToExit(['--listen', randomLoopback(), '--port', String(randomPort()), '--admin-listen', '127.0.0.1:0', '--gwlb-sources', '10.0.0.0/33', '--policy', POLICY]);
+  t.equal(r.code, 2);
+  const lines = startFailed(r.logs);
+  t.equal(lines.length, 1);
+  t.match(lines[0], { step: 'settings', reason: /--gwlb-sources/ });
+});
+
 t.test('an invalid policy: exit 2 with one start_failed line', async (t) => {
   const dir = t.testdir({});
   const bad = join(dir, 'bad.yaml');
