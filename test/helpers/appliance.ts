@@ -19,7 +19,7 @@ export interface Appliance {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Appliance> {
+export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Appliance> {
   const proc = spawn(process.execPath, [CLI, 'run', ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   const stdout: string[] = [];
