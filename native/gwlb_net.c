@@ -66,6 +66,7 @@ typedef struct {
   struct iovec iov[MAX_BATCH];
   struct sockaddr_in names[MAX_BATCH];
   union { struct cmsghdr align; char buf[CMSG_SLOT_BYTES]; } cmsg[MAX_BATCH];
+  uint8_t skipped[MAX_BATCH];     /* send: 1 where a datagram was not sent */
 } scratch_t;
 
 /* Last cumulative SO_RXQ_OVFL value per fd. An fd belongs to one thread at a time, so no locking. */
@@ -536,21 +537,50 @@ static void write_headers(uint8_t *p, uint32_t src, uint32_t dst, uint16_t sport
   memcpy(udp + 6, &ck, 2);
 }
 
-/* sendmmsg until all n are sent. Returns the count; on EAGAIN/ENOBUFS the partial count; -1 after throwing
- * (the Error carries `sent`: how many went out before the failure). */
-static int64_t send_all(napi_env env, int fd, struct mmsghdr *msgs, uint32_t n, uint32_t already) {
-  uint32_t k = 0;
+/* Errors that belong to the socket, not to one datagram: retrying the next datagram cannot help. */
+static int socket_wide_error(int err) {
+  return err == EBADF || err == ENOTSOCK || err == EFAULT || err == EOPNOTSUPP || err == EDESTADDRREQ || err == ENOTCONN;
+}
+
+/* Send statistics a caller may pass as the optional last argument of sendRawBatch/sendUdpBatch. */
+#define SEND_STAT_FAILED 0        /* datagrams skipped because their own send failed (EACCES, EMSGSIZE, ...) */
+#define SEND_STAT_BYTES 1         /* UDP payload bytes sent */
+#define SEND_STAT_ERRNO 2         /* errno of the latest per-datagram failure */
+#define SEND_STAT_LEN 3
+#define SEND_FULL_RETRIES 4       /* consecutive EAGAIN/ENOBUFS without progress before the rest is given up */
+
+/*
+ * sendmmsg until every one of n datagrams is sent or given up; returns how many were sent.
+ * sendmmsg(2) stops at the first datagram that fails and reports the count before it; the next call, starting
+ * at that datagram, returns its error. A per-datagram error (the kernel refused that destination or that size)
+ * skips that datagram alone, recorded in skipped[] and st; the rest of the batch goes on. A full send buffer
+ * (EAGAIN/ENOBUFS) is retried a few times, then the rest is left unsent (skipped = 1 for each). Only an error
+ * of the socket itself (EBADF...) throws, with `sent` = datagrams sent before it.
+ */
+static int64_t send_all(napi_env env, int fd, struct mmsghdr *msgs, uint32_t n, uint32_t already,
+                        uint8_t *skipped, double *st) {
+  uint32_t k = 0, sent = 0;
+  int full = 0;
   while (k < n) {
     int r = sendmmsg(fd, msgs + k, n - k, 0);
-    if (r >= 0) { k += (uint32_t)r; continue; }
-    if (errno == EINTR) continue;
-    if (would_block(errno) || errno == ENOBUFS) break;
-    napi_value e = errno_error(env, "sendmmsg", errno);
-    napi_set_named_property(env, e, "sent", num(env, already + k));
-    napi_throw(env, e);
-    return -1;
+    if (r > 0) { k += (uint32_t)r; sent += (uint32_t)r; full = 0; continue; }
+    if (r < 0 && errno == EINTR) continue;
+    int err = r == 0 ? EAGAIN : errno;        /* 0 sent with datagrams left: treat as a full buffer */
+    if (would_block(err) || err == ENOBUFS) {
+      if (++full <= SEND_FULL_RETRIES) continue;
+      while (k < n) skipped[k++] = 1;
+      break;
+    }
+    if (socket_wide_error(err)) {
+      napi_value e = errno_error(env, "sendmmsg", err);
+      napi_set_named_property(env, e, "sent", num(env, already + sent));
+      napi_throw(env, e);
+      return -1;
+    }
+    skipped[k++] = 1;
+    if (st != NULL) { st[SEND_STAT_FAILED] += 1; st[SEND_STAT_ERRNO] = err; }
   }
-  return k;
+  return sent;
 }
 
 static void set_msg(scratch_t *S, uint32_t j, uint8_t *base, size_t len, uint32_t addr, uint16_t port) {
@@ -560,12 +590,17 @@ static void set_msg(scratch_t *S, uint32_t j, uint8_t *base, size_t len, uint32_
 }
 
 static napi_value send_batch(napi_env env, napi_callback_info info, int raw) {
-  ARGS(4);
+  size_t argc = 5;
+  napi_value argv[5];
+  scratch_t *S;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&S) != napi_ok) return NULL;
+  if (argc < 4) return type_error(env, "arguments", "complete (4 or 5 expected)");
   FD(0, fd);
   uint8_t *buf;
   size_t buf_len;
   uint32_t *offs, *lens, *saddr = NULL, *daddr;
   uint16_t *sport = NULL, *dport;
+  double *st = NULL;
   if (get_buf(env, argv[1], "buf", &buf, &buf_len)) return NULL;
   UINT(3, "count", 0xffffffffu, count);
   if (get_field(env, argv[2], "offs", napi_uint32_array, count, (void **)&offs) ||
@@ -573,7 +608,8 @@ static napi_value send_batch(napi_env env, napi_callback_info info, int raw) {
       get_field(env, argv[2], "dstAddr", napi_uint32_array, count, (void **)&daddr) ||
       get_field(env, argv[2], "dstPort", napi_uint16_array, count, (void **)&dport) ||
       (raw && (get_field(env, argv[2], "srcAddr", napi_uint32_array, count, (void **)&saddr) ||
-               get_field(env, argv[2], "srcPort", napi_uint16_array, count, (void **)&sport)))) return NULL;
+               get_field(env, argv[2], "srcPort", napi_uint16_array, count, (void **)&sport))) ||
+      (argc >= 5 && get_typed(env, argv[4], "stats", napi_float64_array, SEND_STAT_LEN, (void **)&st))) return NULL;
   /* Validate everything before writing a byte: a bad entry must not leave half a batch rewritten. */
   uint32_t headroom = raw ? RAW_HEADROOM : 0;
   for (uint32_t i = 0; i < count; i++) {
@@ -581,12 +617,13 @@ static napi_value send_batch(napi_env env, napi_callback_info info, int raw) {
     if (offs[i] > buf_len || lens[i] > buf_len - offs[i]) return range_error(env, "offs[i] + lens[i]", "exceeds buf");
     if (lens[i] > IPV4_MAX_TOTAL_LEN - RAW_HEADROOM) return range_error(env, "lens[i]", "exceeds the IPv4 maximum");
   }
-  uint32_t done = 0;
+  uint32_t done = 0, sent_total = 0;
   while (done < count) {
     uint32_t n = count - done < MAX_BATCH ? count - done : MAX_BATCH;
     uint32_t id = raw ? __atomic_fetch_add(&ipv4_id_counter, n, __ATOMIC_RELAXED) : 0;
     for (uint32_t j = 0; j < n; j++) {
       uint32_t i = done + j;
+      S->skipped[j] = 0;
       if (raw) {
         uint8_t *hdr = buf + offs[i] - RAW_HEADROOM;
         write_headers(hdr, saddr[i], daddr[i], sport[i], dport[i], lens[i], (uint16_t)(id + j));
@@ -596,12 +633,14 @@ static napi_value send_batch(napi_env env, napi_callback_info info, int raw) {
         set_msg(S, j, buf + offs[i], lens[i], daddr[i], dport[i]);
       }
     }
-    int64_t sent = send_all(env, (int)fd, S->msgs, n, done);
+    int64_t sent = send_all(env, (int)fd, S->msgs, n, sent_total, S->skipped, st);
     if (sent < 0) return NULL;
-    done += (uint32_t)sent;
-    if (sent < n) break;
+    sent_total += (uint32_t)sent;
+    if (st != NULL)
+      for (uint32_t j = 0; j < n; j++) if (!S->skipped[j]) st[SEND_STAT_BYTES] += lens[done + j];
+    done += n;
   }
-  return num(env, done);
+  return num(env, sent_total);
 }
 static napi_value js_send_raw_batch(napi_env env, napi_callback_info info) { return send_batch(env, info, 1); }
 static napi_value js_send_udp_batch(napi_env env, napi_callback_info info) { return send_batch(env, info, 0); }

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { SETTINGS_SCHEMA, SettingsError, envName, flagName, resolveSettings } from '../config/settings.js';
 import { runAppliance } from './run.js';
 import { settingDefault } from '../config/doc.js';
+import { createLogger } from '../util/logger.js';
 
 const USAGE = `gwlb-inspector — inline inspection appliance behind an AWS Gateway Load Balancer
 
@@ -75,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     } catch (err) {
       if (err instanceof SettingsError) {
         process.stderr.write(`${err.message}\n`);
+        createLogger('error').error('start_failed', { step: 'settings', reason: err.message, code: err.code });
         return 2;
       }
       throw err;

@@ -1,10 +1,14 @@
 /**
- * `gwlb-inspector run`: load the policy, start the data plane and the admin port, reload the policy on SIGHUP
- * or when the file (or a file it includes) changes, stop cleanly on SIGTERM/SIGINT (stop receiving, flush,
- * exit 0). An invalid policy at start is fatal (exit 2, every error as file:line:column); an invalid policy on
- * reload is rejected, logged and counted, and the running policy stays in force.
+ * `gwlb-inspector run`: load the policy, take the instance lock for the GENEVE address and port, start the
+ * data plane and the admin port, reload the policy on SIGHUP or when the file (or a file it includes) changes,
+ * stop cleanly on SIGTERM/SIGINT (stop receiving, flush, exit 0). Any start failure logs one `start_failed`
+ * line, releases what it took and exits non-zero (2 for an invalid policy, with every error as
+ * file:line:column; 1 otherwise); an invalid policy on reload is rejected, logged and counted, and the running
+ * policy stays in force.
  */
+import type { Server } from 'node:http';
 import { Supervisor } from '../dataplane/supervisor.js';
+import { acquireInstanceLock, InstanceLockedError, type InstanceLock } from '../dataplane/instance-lock.js';
 import { SelfTest } from '../admin/self-test.js';
 import { startAdminServer } from '../admin/server.js';
 import { createLogger } from '../util/logger.js';
@@ -12,38 +16,71 @@ import { PolicyManager, type ReloadResult } from '../policy/reload.js';
 import { formatIssue, sortIssues } from '../policy/errors.js';
 import type { Settings } from '../config/settings.js';
 
+/** Why start failed, for the start_failed line: which step, and a hint where one helps. */
+type StartStep = 'instance_lock' | 'data_plane' | 'self_test' | 'admin_listener';
+
+function startHint(step: StartStep, code: string | undefined): string | undefined {
+  if (code === 'EPERM') return 'the raw return path needs CAP_NET_RAW (or --return-mode udp)';
+  if (step === 'admin_listener' && code === 'EADDRINUSE') return 'another process listens on --admin-listen';
+  if (step === 'data_plane' && code === 'EADDRINUSE') return 'another process (not gwlb-inspector) holds the GENEVE port';
+  return undefined;
+}
+
 export async function runAppliance(settings: Settings): Promise<number> {
   const log = createLogger(settings.logLevel);
   const policy = new PolicyManager(settings.policy, { reevaluate: settings.reevaluateOnReload });
   const first = policy.load();
   if (!first.ok) {
     for (const issue of sortIssues(first.issues)) process.stderr.write(formatIssue(issue) + '\n');
-    log.error('policy_invalid', { file: settings.policy, errors: first.issues.length });
+    log.error('start_failed', { step: 'policy', reason: `policy ${settings.policy} is invalid (${first.issues.length} errors above)`, file: settings.policy, errors: first.issues.length });
     return 2;
   }
-  const supervisor = new Supervisor(settings, { generation: first.generation, document: first.loaded }, log);
-  // Verdict log: one JSON object per line on stdout (docs/policy.md describes the event).
-  supervisor.onVerdictLog = (event) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...(event as object) }) + '\n');
+  // Any failure from here on releases everything taken so far (in reverse) and exits non-zero with one
+  // start_failed line: a half-started appliance holding 6081 without a health endpoint is the worst outcome.
+  let step: StartStep = 'instance_lock';
+  let lock: InstanceLock | undefined;
+  let supervisor: Supervisor | undefined;
+  let selfTest: SelfTest | undefined;
+  let admin: Server | undefined;
   try {
-    await supervisor.start();
+    lock = await acquireInstanceLock(settings.listen, settings.port);
+    step = 'data_plane';
+    supervisor = new Supervisor(settings, { generation: first.generation, document: first.loaded }, log);
+    const sup = supervisor;
+    // Verdict log: one JSON object per line on stdout (docs/policy.md describes the event).
+    sup.onVerdictLog = (event) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...(event as object) }) + '\n');
+    await sup.start();
+    step = 'self_test';
+    selfTest = new SelfTest(settings.listen, settings.port, settings.workers, sup.probeNonce, sup.steeringKey);
+    selfTest.start(settings.healthIntervalMs);
+    step = 'admin_listener';
+    const [adminHost, adminPortText] = settings.adminListen.split(':') as [string, string];
+    admin = await startAdminServer(adminHost, Number(adminPortText), {
+      supervisor: sup,
+      selfTest,
+      healthMaxAgeMs: settings.healthMaxAgeMs,
+      policyLoaded: () => policy.current !== null,
+      extraStats: () => ({
+        policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
+      }),
+    });
   } catch (err) {
     const e = err as Error & { code?: string };
-    log.error('start_failed', { message: e.message, code: e.code, hint: e.code === 'EPERM' ? 'the raw return path needs CAP_NET_RAW (or --return-mode udp)' : undefined });
-    await supervisor.stop().catch(() => undefined);
+    selfTest?.stop();
+    await supervisor?.stop().catch(() => undefined);
+    await lock?.release();
+    log.error('start_failed', {
+      step,
+      reason: e.message,
+      code: e.code,
+      holderPid: err instanceof InstanceLockedError ? err.holder.pid : undefined,
+      hint: startHint(step, e.code),
+    });
     return 1;
   }
-  const selfTest = new SelfTest(settings.listen, settings.port, settings.workers, supervisor.probeNonce, supervisor.steeringKey);
-  selfTest.start(settings.healthIntervalMs);
-  const [adminHost, adminPortText] = settings.adminListen.split(':') as [string, string];
-  const admin = await startAdminServer(adminHost, Number(adminPortText), {
-    supervisor,
-    selfTest,
-    healthMaxAgeMs: settings.healthMaxAgeMs,
-    policyLoaded: () => policy.current !== null,
-    extraStats: () => ({
-      policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
-    }),
-  });
+  if (settings.gwlbSources === '') {
+    log.warn('gwlb_sources_unrestricted', { message: 'GENEVE is accepted from any source address: set --gwlb-sources to the GWLB subnets (docs/configuration.md)' });
+  }
   const adminAddress = admin.address();
   log.info('started', {
     listen: `${settings.listen}:${settings.port}`,
@@ -52,14 +89,19 @@ export async function runAppliance(settings: Settings): Promise<number> {
     returnMode: settings.returnMode,
     policy: settings.policy,
     policyGeneration: first.generation,
+    gwlbSources: settings.gwlbSources === '' ? 'any' : settings.gwlbSources,
   });
+  const sup = supervisor;
+  const st = selfTest;
+  const adminServer = admin;
+  const instanceLock = lock;
 
   const applied = (why: string, r: ReloadResult): void => {
     if (!r.ok) {
       log.error('policy_reload_rejected', { why, file: settings.policy, errors: sortIssues(r.issues).map(formatIssue), keptGeneration: r.generation });
       return;
     }
-    supervisor.applyPolicy({ generation: r.generation, document: r.loaded, reevaluate: r.reevaluate });
+    sup.applyPolicy({ generation: r.generation, document: r.loaded, reevaluate: r.reevaluate });
     log.info('policy_reloaded', { why, file: settings.policy, generation: r.generation });
   };
   const unwatch = policy.watch((r) => applied('file-change', r));
@@ -74,13 +116,16 @@ export async function runAppliance(settings: Settings): Promise<number> {
       log.info('stopping', { signal });
       unwatch();
       process.off('SIGHUP', onHup);
-      selfTest.stop();
-      admin.close();
-      admin.closeAllConnections();
-      void supervisor.stop().then(() => {
-        log.info('stopped', {});
-        resolve(0);
-      });
+      st.stop();
+      adminServer.close();
+      adminServer.closeAllConnections();
+      void sup
+        .stop()
+        .then(() => instanceLock.release())
+        .then(() => {
+          log.info('stopped', {});
+          resolve(0);
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

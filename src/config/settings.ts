@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { isClamdAddress } from '../av/address.js';
 import { FLOW_IDLE_OTHER_MS, FLOW_IDLE_TCP_MS, flowTableBytes } from '../flow/table.js';
 import { SLOT_BYTES, TX_SLOTS } from '../dataplane/engine.js';
+import { MAX_GWLB_SOURCES, parseCidrList } from '../dataplane/source-guard.js';
 
 export const ENV_PREFIX = 'GWLB_INSPECTOR_';
 
@@ -135,6 +136,27 @@ export const SETTINGS_SCHEMA = z.strictObject({
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
   onMemcap: z.enum(EXCEPTION_ACTIONS).default('drop').describe('Exception policy when the hold memcap is reached: drop or pass the packet.'),
+  onInternalFault: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
+    'Exception policy for a packet whose processing hit an internal fault (a bug): drop or pass it unchanged. The rest of its batch is processed normally.',
+  ),
+  gwlbSources: z
+    .string()
+    .default('')
+    .refine(
+      (v) => {
+        try {
+          parseCidrList(v);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: `a comma-separated list of at most ${MAX_GWLB_SOURCES} IPv4 CIDRs, like 10.0.1.0/24,10.0.2.0/24` },
+    )
+    .describe(
+      "Outer source CIDRs GENEVE is accepted from, comma-separated (at most 64): the GWLB's subnets in the appliance VPC. " +
+        'Other sources are dropped before decoding (counted as gwlb_source_not_allowed). Empty (default) accepts any source and logs a warning at start.',
+    ),
   reevaluateOnReload: z.stringbool().default(false).describe(
     'After a successful policy reload, decide established flows again by the new policy (default: they keep their verdict).',
   ),

@@ -43,7 +43,7 @@ export const COUNTER = {
   MEMCAP_PASSED: 22,
   /** Inner packets that failed to decode and were passed per --on-malformed pass. */
   MALFORMED_PASSED: 23,
-  /** Unexpected exceptions caught at the batch boundary (our bugs): counted, logged, never fatal. */
+  /** Unexpected exceptions (our bugs), per packet or in timers and sends: counted, logged, never fatal. */
   INTERNAL_FAULTS: 24,
   SELF_TEST_PACKETS: 25,
   /** performance.timeOrigin + performance.now() of the worker's last heartbeat tick, ms since epoch. */
@@ -54,6 +54,18 @@ export const COUNTER = {
   POLICY_GENERATION: 28,
   /** A packet on a known 5-tuple started a new flow (new GWLB flow cookie, or SYN after close): state reset. */
   FLOW_RENEWALS: 29,
+  /**
+   * Loop guard: datagrams whose outer source is one of the appliance's own addresses (a return of ours, or
+   * another process's probe) that are not our own self-test: dropped before decoding.
+   */
+  LOOP_DROPPED: 30,
+  /** Datagrams from an outer source outside --gwlb-sources: dropped before decoding. */
+  SOURCE_NOT_ALLOWED: 31,
+  /** Packets whose processing threw (an internal fault) and that --on-internal-fault dropped / passed. */
+  FAULT_DROPPED: 32,
+  FAULT_PASSED: 33,
+  /** Datagrams the kernel refused one by one (EACCES, EMSGSIZE, ...): skipped, the rest of the batch sent. Part of SEND_FAILED. */
+  SEND_ERRORS: 34,
 } as const;
 
 const FIXED = Object.keys(COUNTER).length;
@@ -84,7 +96,9 @@ export function dropReasons(c: Float64Array): Record<string, number> {
   out['policy_reject'] = c[COUNTER.REJECTED] as number;
   out['hold_discarded'] = c[COUNTER.HOLD_DISCARDED] as number;
   out['memcap'] = c[COUNTER.MEMCAP_DROPPED] as number;
-  out['internal_fault'] = c[COUNTER.INTERNAL_FAULTS] as number;
+  out['internal_fault'] = c[COUNTER.FAULT_DROPPED] as number;
+  out['loop_guard'] = c[COUNTER.LOOP_DROPPED] as number;
+  out['gwlb_source_not_allowed'] = c[COUNTER.SOURCE_NOT_ALLOWED] as number;
   for (const i of FRAGMENT_DROP_COUNTERS) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
   return out;
 }

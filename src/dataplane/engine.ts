@@ -25,6 +25,7 @@ import { ACTION, DIRECTION, STAGE_RESULT, type Action, type PacketContext, type 
 import { COUNTER, GENEVE_ANOMALY_BASE, INNER_ANOMALY_BASE, bump, fragmentCounters } from './counters.js';
 import type { RecvBatchArrays, SendBatchArrays } from './native.js';
 import type { Settings } from '../config/settings.js';
+import { inCidrs, inSorted, parseCidrList, type CidrList } from './source-guard.js';
 
 /** Outer IPv4 (20) + UDP (8) header written in front of each payload by the raw return path. */
 export const HEADROOM_BYTES = 28;
@@ -87,6 +88,13 @@ export interface EngineOptions {
   rejectBuilder?: RejectBuilder | undefined;
   /** Sends and empties txSend; without it a full tx list counts further packets as send failures. */
   flushTx?: () => void;
+  /**
+   * The appliance's own IPv4 addresses, sorted (source-guard.ts ownAddresses): datagrams from them are our
+   * self-test or a loop, never traffic. The address a datagram was sent to always counts as own.
+   */
+  ownAddrs?: Uint32Array;
+  /** Told about each internal fault (already counted) so the worker can log it, rate-limited. */
+  onFault?: (err: unknown) => void;
 }
 
 const HOLD_CHECK: { flow: number; stage: number }[] = [];
@@ -111,6 +119,10 @@ export class PacketEngine {
   private readonly txSlots: number;
   /** Sends txSend now (the worker's sendmmsg); called when the tx list fills up in the middle of a batch. */
   private readonly flushTx: (() => void) | undefined;
+  private readonly ownAddrs: Uint32Array;
+  private readonly gwlbSources: CidrList;
+  private readonly passOnFault: boolean;
+  private readonly onFault: ((err: unknown) => void) | undefined;
 
   constructor(opts: EngineOptions) {
     this.settings = opts.settings;
@@ -120,6 +132,10 @@ export class PacketEngine {
     this.nonce = opts.probeNonce;
     this.rejectBuilder = opts.rejectBuilder;
     this.flushTx = opts.flushTx;
+    this.ownAddrs = opts.ownAddrs ?? new Uint32Array(0);
+    this.gwlbSources = parseCidrList(opts.settings.gwlbSources);
+    this.passOnFault = opts.settings.onInternalFault === 'pass';
+    this.onFault = opts.onFault;
     this.holds = new HoldStore(opts.settings.maxHeldBytes, opts.settings.maxHeldPacketsPerFlow);
     this.fragments = new FragmentTracker(
       {
@@ -169,6 +185,8 @@ export class PacketEngine {
   processBatch(buf: Buffer, slotSize: number, count: number, meta: RecvBatchArrays, nowMs: number): void {
     const c = this.counters;
     const rx = this.rxSend;
+    const own = this.ownAddrs;
+    const sources = this.gwlbSources;
     rx.count = 0;
     bump(c, COUNTER.RX_BATCHES);
     for (let i = 0; i < count; i++) {
@@ -180,8 +198,62 @@ export class PacketEngine {
         bump(c, COUNTER.TRUNCATED);
         continue;
       }
-      this.processOne(buf, off, len, meta.dstAddr[i] as number, meta.srcAddr[i] as number, meta.srcPort[i] as number, nowMs);
+      const src = meta.srcAddr[i] as number;
+      const dst = meta.dstAddr[i] as number;
+      const fromSelf = src === dst || inSorted(own, src);
+      // Before decoding: GWLB sends only from its own subnets, never from our addresses (docs/configuration.md,
+      // "Sources and instances").
+      if (!fromSelf && !inCidrs(sources, src)) {
+        bump(c, COUNTER.SOURCE_NOT_ALLOWED);
+        continue;
+      }
+      // One try/catch per packet: a fault costs this packet its normal handling (--on-internal-fault), never the batch.
+      const queued = rx.count;
+      try {
+        if (fromSelf) this.processFromSelf(buf, off, len, dst, src, meta.srcPort[i] as number);
+        else this.processOne(buf, off, len, dst, src, meta.srcPort[i] as number, nowMs);
+      } catch (err) {
+        this.internalFault(err, queued, off, len, dst, src, meta.srcPort[i] as number);
+      }
     }
+  }
+
+  /**
+   * A datagram from one of our own addresses: our health probe goes back to the prober; anything else (a
+   * return we sent to ourselves, another process's probe) would be returned to <own address>:6081 — to us —
+   * and loop forever: dropped and counted (loop guard).
+   */
+  private processFromSelf(buf: Buffer, off: number, len: number, localAddr: number, srcAddr: number, srcPort: number): void {
+    const gh = this.gh;
+    const pkt = this.pkt;
+    if (
+      decodeGeneve(buf, off, len, gh) === 0 &&
+      decodeInner(buf, off + gh.headerLength, len - gh.headerLength, gh.protocolType, pkt) === 0 &&
+      pkt.protocol === IP_PROTO.UDP &&
+      pkt.dstPort === PROBE_PORT &&
+      this.isProbe(buf)
+    ) {
+      // Health self-test: went through the real decode path; goes back through the real send path, to the
+      // prober's own port (not 6081) so it can never loop into our socket.
+      bump(this.counters, COUNTER.SELF_TEST_PACKETS);
+      this.queue(this.rxSend, off, len, localAddr, srcAddr, srcPort, srcPort);
+      return;
+    }
+    bump(this.counters, COUNTER.LOOP_DROPPED);
+  }
+
+  /** --on-internal-fault for the packet whose processing threw; what it had queued for return is withdrawn. */
+  private internalFault(err: unknown, queued: number, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number): void {
+    const c = this.counters;
+    bump(c, COUNTER.INTERNAL_FAULTS);
+    this.rxSend.count = queued;
+    if (this.passOnFault) {
+      bump(c, COUNTER.FAULT_PASSED);
+      this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
+    } else {
+      bump(c, COUNTER.FAULT_DROPPED);
+    }
+    this.onFault?.(err);
   }
 
   private processOne(buf: Buffer, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number, nowMs: number): void {
@@ -208,13 +280,6 @@ export class PacketEngine {
         bump(c, COUNTER.MALFORMED_PASSED);
         this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
       }
-      return;
-    }
-    if (pkt.protocol === IP_PROTO.UDP && pkt.dstPort === PROBE_PORT && this.isProbe(buf)) {
-      // Health self-test: went through the real decode path; goes back through the real send path, to the
-      // prober's own port (not 6081) so it can never loop into our socket.
-      bump(c, COUNTER.SELF_TEST_PACKETS);
-      this.queue(this.rxSend, off, len, localAddr, gwlbAddr, gwlbPort, gwlbPort);
       return;
     }
     let fragment = -1;

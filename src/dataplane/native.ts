@@ -66,12 +66,14 @@ export interface NativeNet {
   /**
    * For each i < count: writes a 20-byte IPv4 header (TTL 64, DF clear, ID from a counter, header checksum)
    * and an 8-byte UDP header with a correct checksum (RFC 768; 0 transmitted as 0xFFFF) into the 28 bytes
-   * before offs[i], then sendmmsg()s them all on the raw fd. Returns how many were sent; throws only on
-   * errors other than EAGAIN/ENOBUFS (those return the partial count).
+   * before offs[i], then sendmmsg()s them all on the raw fd. Returns how many were sent. A datagram whose own
+   * send fails (EACCES, EMSGSIZE, EHOSTUNREACH...) is skipped and the rest go on; a full send buffer
+   * (EAGAIN/ENOBUFS) is retried a few times, then the rest is left unsent. Throws only for errors of the
+   * socket itself (EBADF, ENOTSOCK...). `stats`, when given, accumulates SEND_STAT (see below).
    */
-  sendRawBatch(rawFd: number, buf: Buffer, arr: SendBatchArrays, count: number): number;
-  /** sendmmsg on a UDP socket: payload offs[i]/lens[i] to dstAddr[i]:dstPort[i] (source = the socket's port). */
-  sendUdpBatch(fd: number, buf: Buffer, arr: SendBatchArrays, count: number): number;
+  sendRawBatch(rawFd: number, buf: Buffer, arr: SendBatchArrays, count: number, stats?: Float64Array): number;
+  /** sendmmsg on a UDP socket: payload offs[i]/lens[i] to dstAddr[i]:dstPort[i] (source = the socket's port); errors as sendRawBatch. */
+  sendUdpBatch(fd: number, buf: Buffer, arr: SendBatchArrays, count: number, stats?: Float64Array): number;
   /** recvfrom for one datagram (tests, prober): returns length, 0 when nothing waits; fills info [srcAddr, srcPort, dstAddr]. */
   recvOne(fd: number, buf: Buffer, info: Float64Array): number;
   /** sendto for one datagram. */
@@ -98,6 +100,17 @@ export const STEERING_KEY_WORDS = 2;
 export function newSteeringKey(): Uint32Array {
   return getRandomValues(new Uint32Array(STEERING_KEY_WORDS));
 }
+
+/** Slots of the optional `stats` array of sendRawBatch/sendUdpBatch (native/gwlb_net.c SEND_STAT_*). */
+export const SEND_STAT = {
+  /** += datagrams skipped because their own send failed. */
+  FAILED: 0,
+  /** += UDP payload bytes sent. */
+  BYTES: 1,
+  /** = errno (positive) of the latest per-datagram failure. */
+  ERRNO: 2,
+} as const;
+export const SEND_STAT_SLOTS = 3;
 
 let cached: NativeNet | undefined;
 

@@ -13,6 +13,7 @@ import type { Settings } from '../config/settings.js';
 import { ipv4ToU32 } from '../packet/address.js';
 import type { Logger } from '../util/logger.js';
 import { PROBE_NONCE_BYTES } from './engine.js';
+import { ownAddresses } from './source-guard.js';
 
 /** A worker that dies is restarted after this delay, doubling per consecutive death up to the max (ms). */
 const RESTART_BASE_MS = 100;
@@ -36,6 +37,8 @@ export class Supervisor {
   readonly probeNonce: Buffer = randomBytes(PROBE_NONCE_BYTES);
   /** Key of the kernel's worker steering, drawn per start (native/gwlb_net.c); the self-test needs it too. */
   readonly steeringKey: Uint32Array = newSteeringKey();
+  /** This network namespace's IPv4 addresses at start (loop guard); the address a datagram came to counts too. */
+  readonly ownAddrs: Uint32Array;
   private readonly native: NativeNet;
   private readonly slots: WorkerSlot[] = [];
   private readonly log: Logger;
@@ -49,6 +52,7 @@ export class Supervisor {
     this.policy = policy;
     this.log = log;
     this.native = loadNative();
+    this.ownAddrs = ownAddresses(settings.listen);
   }
 
   get workerCount(): number {
@@ -59,10 +63,11 @@ export class Supervisor {
   async start(): Promise<void> {
     const s = this.settings;
     const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes, this.steeringKey);
+    // Every fd goes into a slot before the next call that can throw, so stop() closes all of them.
     for (let i = 0; i < fds.length; i++) {
-      const rawFd = s.returnMode === 'raw' ? this.native.openRawSend(s.socketBufferBytes) : -1;
-      this.slots.push({ index: i, fd: fds[i] as number, rawFd, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });
+      this.slots.push({ index: i, fd: fds[i] as number, rawFd: -1, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });
     }
+    if (s.returnMode === 'raw') for (const slot of this.slots) slot.rawFd = this.native.openRawSend(s.socketBufferBytes);
     await Promise.all(this.slots.map((slot) => this.spawn(slot)));
   }
 
@@ -74,6 +79,7 @@ export class Supervisor {
       settings: this.settings,
       counters: slot.counters,
       probeNonce: this.probeNonce,
+      ownAddrs: this.ownAddrs,
       policy: this.policy,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: init, name: `gwi-worker-${slot.index}` });
@@ -167,8 +173,10 @@ export class Supervisor {
       }),
     );
     for (const slot of this.slots) {
-      this.native.close(slot.fd);
+      if (slot.fd >= 0) this.native.close(slot.fd);
       if (slot.rawFd >= 0) this.native.close(slot.rawFd);
+      slot.fd = -1;
+      slot.rawFd = -1;
     }
   }
 }

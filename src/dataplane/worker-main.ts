@@ -4,11 +4,12 @@
  * and one raw socket for the return path.
  *
  * Loop: the socket becomes readable → recvmmsg batches until empty (bounded per wake-up so timers still run)
- * → engine → sendmmsg. One try/catch per batch turns an unexpected throw into a counted internal fault.
+ * → engine → sendmmsg. The engine catches a throw per packet (the rest of the batch goes on); a throw in a
+ * timer, a policy swap or a socket call is caught here and counted as an internal fault too.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { loadNative, type PollHandle } from './native.js';
+import { loadNative, SEND_STAT, SEND_STAT_SLOTS, type PollHandle } from './native.js';
 import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays, type SendList } from './engine.js';
 import { COUNTER, bump } from './counters.js';
 import { FlowTable } from '../flow/table.js';
@@ -22,6 +23,8 @@ export interface WorkerInit {
   settings: Settings;
   counters: Float64Array;
   probeNonce: Uint8Array;
+  /** The appliance's own IPv4 addresses, sorted (loop guard, source-guard.ts). */
+  ownAddrs: Uint32Array;
   policy: ChainFactoryInput;
 }
 
@@ -66,6 +69,8 @@ function main(): void {
     probeNonce: Buffer.from(init.probeNonce),
     rejectBuilder: chain.rejectBuilder,
     flushTx: () => flush(engine.txBuf, engine.txSend),
+    ownAddrs: init.ownAddrs,
+    onFault: (err) => report(err),
   });
   counters[COUNTER.POLICY_GENERATION] = init.policy.generation;
 
@@ -73,33 +78,41 @@ function main(): void {
   const rxBuf = Buffer.alloc(batch * SLOT_BYTES);
   const meta = createRecvArrays(batch);
   const stats = new Float64Array(1);
+  const sendStats = new Float64Array(SEND_STAT_SLOTS);
   const useRaw = s.returnMode === 'raw';
   let lastFaultReport = 0;
 
   const flush = (buf: Buffer, list: SendList): void => {
     if (list.count === 0) return;
     let sent: number;
+    sendStats[SEND_STAT.FAILED] = 0;
+    sendStats[SEND_STAT.BYTES] = 0;
     try {
-      sent = useRaw ? native.sendRawBatch(init.rawFd, buf, list, list.count) : native.sendUdpBatch(init.fd, buf, list, list.count);
+      sent = useRaw ? native.sendRawBatch(init.rawFd, buf, list, list.count, sendStats) : native.sendUdpBatch(init.fd, buf, list, list.count, sendStats);
     } catch (err) {
-      sent = 0;
+      // Only an error of the socket itself throws (native.ts); `sent` says how many went out before it.
+      sent = (err as { sent?: number }).sent ?? 0;
       fault(err);
     }
-    let bytes = 0;
-    for (let i = 0; i < sent; i++) bytes += list.lens[i] as number;
     bump(counters, COUNTER.TX_PACKETS, sent);
-    bump(counters, COUNTER.TX_BYTES, bytes);
+    bump(counters, COUNTER.TX_BYTES, sendStats[SEND_STAT.BYTES] as number);
+    bump(counters, COUNTER.SEND_ERRORS, sendStats[SEND_STAT.FAILED] as number);
     bump(counters, COUNTER.SEND_FAILED, list.count - sent);
     list.count = 0;
   };
 
-  const fault = (err: unknown): void => {
-    bump(counters, COUNTER.INTERNAL_FAULTS);
+  /** Logs a fault on the main thread, at most once per FAULT_REPORT_INTERVAL_MS. */
+  const report = (err: unknown): void => {
     const now = performance.now();
     if (now - lastFaultReport < FAULT_REPORT_INTERVAL_MS) return;
     lastFaultReport = now;
     const e = err instanceof Error ? err : new Error(String(err));
     port.postMessage({ type: 'fault', index: init.index, message: e.message, stack: e.stack } satisfies WorkerReport);
+  };
+
+  const fault = (err: unknown): void => {
+    bump(counters, COUNTER.INTERNAL_FAULTS);
+    report(err);
   };
 
   const drain = (): void => {
@@ -119,8 +132,7 @@ function main(): void {
       try {
         engine.processBatch(rxBuf, SLOT_BYTES, n, meta, performance.now());
       } catch (err) {
-        engine.rxSend.count = 0;
-        fault(err);
+        fault(err); // outside any packet (the engine catches per packet): what is queued is still valid
       }
       flush(engine.txBuf, engine.txSend);
       flush(rxBuf, engine.rxSend);

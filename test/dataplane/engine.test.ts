@@ -22,21 +22,23 @@ function settings(over: Partial<Record<keyof Settings, unknown>> = {}): Settings
   return { ...resolveSettings({}, {}), batchSize: 16, ...over } as Settings;
 }
 
-function engine(stages: Stage[], over: Partial<Record<keyof Settings, unknown>> = {}, rejectBuilder?: ConstructorParameters<typeof PacketEngine>[0]['rejectBuilder']) {
+type EngineOptions = ConstructorParameters<typeof PacketEngine>[0];
+
+function engine(stages: Stage[], over: Partial<Record<keyof Settings, unknown>> = {}, rejectBuilder?: EngineOptions['rejectBuilder'], extra: Partial<EngineOptions> = {}) {
   const s = settings(over);
   const counters = createCounters();
   const flows = new FlowTable({ maxFlows: 1024, tcpIdleMs: 350_000, otherIdleMs: 120_000 });
-  return new PacketEngine({ settings: s, counters, flows, stages, probeNonce: NONCE, rejectBuilder });
+  return new PacketEngine({ settings: s, counters, flows, stages, probeNonce: NONCE, rejectBuilder, ...extra });
 }
 
 /** Lays datagrams into receive slots as recvBatch would. */
-function batch(datagrams: Buffer[], srcPort = 40000) {
+function batch(datagrams: Buffer[], srcPort = 40000, srcAddr = GWLB) {
   const buf = Buffer.alloc(datagrams.length * SLOT_BYTES);
   const meta = createRecvArrays(datagrams.length);
   datagrams.forEach((d, i) => {
     d.copy(buf, i * SLOT_BYTES + HEADROOM_BYTES);
     meta.lens[i] = d.length;
-    meta.srcAddr[i] = GWLB;
+    meta.srcAddr[i] = srcAddr;
     meta.srcPort[i] = srcPort;
     meta.dstAddr[i] = LOCAL;
   });
@@ -164,18 +166,82 @@ t.test('malformed inner packets follow --on-malformed and are counted by reason'
   t.equal(passing.counters[COUNTER.MALFORMED_PASSED], 1);
 });
 
-t.test('a self-test probe returns to the prober port, never to 6081, and creates no flow', async (t) => {
+t.test('a self-test probe (from our own address) returns to the prober port, never to 6081, and creates no flow', async (t) => {
   const e = engine([new HoldingStage(100, ACTION.DROP)]);
   const probe = encodeGeneve({}, buildIPv4Udp({ src: '192.0.2.1', dst: '192.0.2.2', srcPort: 7, dstPort: PROBE_PORT, payload: NONCE }));
-  const b = batch([probe], 55555);
+  const b = batch([probe], 55555, LOCAL);
   e.processBatch(b.buf, SLOT_BYTES, 1, b.meta, 1);
   t.equal(e.rxSend.count, 1);
   t.equal(e.rxSend.dstPort[0], 55555);
+  t.equal(e.rxSend.dstAddr[0], LOCAL);
   t.equal(e.flows.size, 0);
+  t.equal(e.counters[COUNTER.SELF_TEST_PACKETS], 1);
   const wrongNonce = encodeGeneve({}, buildIPv4Udp({ src: '192.0.2.1', dst: '192.0.2.2', srcPort: 7, dstPort: PROBE_PORT, payload: Buffer.from('fedcba9876543210') }));
-  const b2 = batch([wrongNonce], 55555);
+  const b2 = batch([wrongNonce], 55555, LOCAL);
   e.processBatch(b2.buf, SLOT_BYTES, 1, b2.meta, 2);
-  t.equal(e.rxSend.count, 0, 'without the nonce it is ordinary traffic (here: held by the chain)');
+  t.equal(e.rxSend.count, 0, "another process's probe is not returned");
+  t.equal(e.counters[COUNTER.LOOP_DROPPED], 1, 'counted by the loop guard');
+  t.equal(e.flows.size, 0, 'and never reaches the flow table');
+});
+
+t.test('loop guard: a datagram from one of our own addresses is never processed as traffic, whatever its port', async (t) => {
+  const OWN_OTHER = 0x0a000005; // 10.0.0.5, another address of this host
+  const e = engine([], {}, undefined, { ownAddrs: Uint32Array.from([OWN_OTHER]) });
+  const d = udp(1);
+  for (const [src, port] of [[LOCAL, 6081], [LOCAL, 40000], [OWN_OTHER, 6081]] as const) {
+    const b = batch([d], port, src);
+    e.processBatch(b.buf, SLOT_BYTES, 1, b.meta, 1);
+    t.equal(e.rxSend.count, 0, `from ${src.toString(16)}:${port}: not returned`);
+  }
+  t.equal(e.counters[COUNTER.LOOP_DROPPED], 3);
+  t.equal(e.flows.size, 0);
+  t.same(run(e, [d]).rx, [d], 'the same datagram from GWLB comes back');
+});
+
+t.test('--gwlb-sources: other sources are dropped before decoding; originated packets go only to the source of the flow', async (t) => {
+  const stage: Stage = { name: 'rejecting', onPacket: (ctx) => ((ctx.action = ACTION.REJECT), STAGE_RESULT.VERDICT) };
+  const e = engine([stage], { gwlbSources: '127.0.0.0/30, 10.20.0.0/16' }, (_pkt, _buf, toSender, out, off) => out.write(toSender ? 'RST-a' : 'RST-b', off));
+  const d = udp(1);
+  const sendFrom = (src: number) => {
+    const b = batch([d], 40000, src);
+    e.txSend.count = 0;
+    e.processBatch(b.buf, SLOT_BYTES, 1, b.meta, 1);
+    return Array.from({ length: e.txSend.count }, (_, i) => e.txSend.dstAddr[i]);
+  };
+  t.same(sendFrom(GWLB), [GWLB, GWLB], 'an allowed source: RST both ways, to that source');
+  const ATTACKER = 0x0a090909; // 10.9.9.9, outside both CIDRs
+  t.same(sendFrom(ATTACKER), [], 'a packet of the same flow from another source originates nothing');
+  t.equal(e.counters[COUNTER.SOURCE_NOT_ALLOWED], 1);
+  t.equal(e.counters[COUNTER.REJECTED], 1, 'and is never decided');
+  t.same(sendFrom(0x0a140101), [0x0a140101, 0x0a140101], 'the second CIDR is allowed too (10.20.1.1)');
+  t.same(sendFrom(GWLB), [GWLB, GWLB], "RSTs follow the flow's newest allowed source");
+  t.throws(() => engine([], { gwlbSources: '10.0.0.0/33' }), 'an invalid list is refused');
+});
+
+t.test('a fault on one packet costs that packet alone: --on-internal-fault drop or pass, the rest of the batch proceeds', async (t) => {
+  const MARK = 'poison';
+  const thrower: Stage = {
+    name: 'throws-on-mark',
+    onPacket: (ctx) => {
+      const p = ctx.pkt;
+      if (ctx.buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength).includes(MARK)) throw new Error('injected fault');
+      return STAGE_RESULT.CONTINUE;
+    },
+  };
+  const mk = (tag: string, port: number) => encodeGeneve({ flowCookie: port }, buildIPv4Udp({ src: '10.0.0.1', dst: '10.0.0.2', srcPort: port, dstPort: 53, payload: Buffer.from(tag) }));
+  const datagrams = [mk('first', 1001), mk('second', 1002), mk(MARK, 1003), mk('fourth', 1004), mk('fifth', 1005)];
+  for (const policy of ['drop', 'pass'] as const) {
+    const faults: unknown[] = [];
+    const e = engine([thrower], { onInternalFault: policy }, undefined, { onFault: (err) => faults.push(err) });
+    const { rx } = run(e, datagrams);
+    const expected = policy === 'drop' ? datagrams.filter((_, i) => i !== 2) : datagrams;
+    t.same(rx, expected, `${policy}: every other packet of the batch comes back, in order`);
+    t.equal(e.counters[COUNTER.INTERNAL_FAULTS], 1, `${policy}: one internal fault`);
+    t.equal(e.counters[policy === 'drop' ? COUNTER.FAULT_DROPPED : COUNTER.FAULT_PASSED], 1, `${policy}: counted under its policy`);
+    t.equal(e.counters[COUNTER.PASSED], 4, `${policy}: the other four passed the chain`);
+    t.equal(faults.length, 1, `${policy}: the worker is told (to log it)`);
+    t.match(String(faults[0]), /injected fault/);
+  }
 });
 
 t.test('reject sends the builder output both ways inside the newest GENEVE header of the flow', async (t) => {

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { loadNative, newSteeringKey, STEERING_KEY_WORDS } from '../../src/dataplane/native.js';
+import { loadNative, newSteeringKey, SEND_STAT, SEND_STAT_SLOTS, STEERING_KEY_WORDS } from '../../src/dataplane/native.js';
 import type { RecvBatchArrays, SendBatchArrays } from '../../src/dataplane/native.js';
 
 const net = loadNative();
@@ -284,6 +284,38 @@ t.test('batches larger than one sendmmsg call (1024) are sent whole, raw and pla
     const got = drain(rx!).map((p) => p.readUInt32BE(0));
     t.equal(got.length, COUNT, `${name}: all arrive`);
     t.same(got, Array.from({ length: COUNT }, (_, i) => i), `${name}: in order`);
+  }
+  t.end();
+});
+
+t.test('a datagram the kernel refuses is skipped and counted; the rest of the batch is sent, raw and plain', (t) => {
+  // 255.255.255.255 without SO_BROADCAST: the kernel refuses that one datagram (EACCES) and sends nothing.
+  const BROADCAST = ip(255, 255, 255, 255);
+  const EACCES = 13;
+  const [rx, raw, tx] = track(t, net.openUdp(LOOP_2, 0, 4 * BUF_1MIB), net.openRawSend(BUF_1MIB), net.openUdp(LOCALHOST, 0, BUF_1MIB));
+  const rxPort = net.localPort(rx!);
+  const COUNT = 6;
+  const refused = new Set([1, 4]);
+  const slot = 64;
+  const buf = Buffer.alloc(slot * COUNT);
+  const arr = sendArrays(COUNT);
+  for (let i = 0; i < COUNT; i++) {
+    buf.writeUInt32BE(i, i * slot + HEADROOM);
+    arr.offs[i] = i * slot + HEADROOM;
+    arr.lens[i] = 4 + i;
+    arr.srcAddr[i] = LOCALHOST;
+    arr.srcPort[i] = RAW_SRC_PORT;
+    arr.dstAddr[i] = refused.has(i) ? BROADCAST : LOOP_2;
+    arr.dstPort[i] = rxPort;
+  }
+  const okIdx = Array.from({ length: COUNT }, (_, i) => i).filter((i) => !refused.has(i));
+  for (const [name, send] of [['sendRawBatch', (st: Float64Array) => net.sendRawBatch(raw!, buf, arr, COUNT, st)], ['sendUdpBatch', (st: Float64Array) => net.sendUdpBatch(tx!, buf, arr, COUNT, st)]] as const) {
+    const stats = new Float64Array(SEND_STAT_SLOTS);
+    t.equal(send(stats), COUNT - refused.size, `${name}: returns the number sent`);
+    t.equal(stats[SEND_STAT.FAILED], refused.size, `${name}: the refused ones are counted`);
+    t.equal(stats[SEND_STAT.ERRNO], EACCES, `${name}: with their errno`);
+    t.equal(stats[SEND_STAT.BYTES], okIdx.reduce((n, i) => n + 4 + i, 0), `${name}: bytes of those sent`);
+    t.same(drain(rx!).map((p) => p.readUInt32BE(0)), okIdx, `${name}: every other datagram arrives, in order`);
   }
   t.end();
 });

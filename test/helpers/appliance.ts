@@ -19,7 +19,7 @@ export interface Appliance {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Appliance> {
+export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Appliance> {
   const proc = spawn(process.execPath, [CLI, 'run', ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   const stdout: string[] = [];
@@ -84,4 +84,38 @@ export function randomLoopback(): string {
 export async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url);
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+export interface Exited {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** stderr lines, parsed as JSON where they are JSON ({ raw } otherwise). */
+  logs: Record<string, unknown>[];
+  /** True when it had to be killed after timeoutMs (it did not exit by itself). */
+  killed: boolean;
+}
+
+/** Runs `gwlb-inspector run ARGS` expecting it to exit by itself (a start failure); kills it after timeoutMs. */
+export async function runToExit(args: string[], timeoutMs = 15_000): Promise<Exited> {
+  const proc = spawn(process.execPath, [CLI, 'run', ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    proc.kill('SIGKILL');
+  }, timeoutMs);
+  const [code, signal] = (await once(proc, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  const logs = err
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { raw: l };
+      }
+    });
+  return { code, signal, logs, killed };
 }
