@@ -70,7 +70,7 @@ async function startReflector(port) {
 
 async function startAppliance(port, policy = PASS_POLICY) {
   const args = ['-c', '0', process.execPath, join(ROOT, 'dist/cli/main.js'), 'run', '--listen', TARGET_ADDR, '--port', String(port),
-    '--admin-listen', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn', '--policy', policy];
+    '--admin-listen', '127.0.0.1:0', '--stats-listen', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn', '--policy', policy];
   const p = spawn('taskset', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => (err += d));

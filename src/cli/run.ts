@@ -1,12 +1,12 @@
 /**
- * `gwlb-inspector run`: load the policy, start the data plane and the admin port, reload the policy on SIGHUP
+ * `gwlb-inspector run`: load the policy, start the data plane and the health and stats listeners, reload the policy on SIGHUP
  * or when the file (or a file it includes) changes, stop cleanly on SIGTERM/SIGINT (stop receiving, flush,
  * exit 0). An invalid policy at start is fatal (exit 2, every error as file:line:column); an invalid policy on
  * reload is rejected, logged and counted, and the running policy stays in force.
  */
 import { Supervisor } from '../dataplane/supervisor.js';
 import { SelfTest } from '../admin/self-test.js';
-import { startAdminServer } from '../admin/server.js';
+import { httpLimits, resolveStatsToken, startHealthServer, startStatsServer, type AdminServer } from '../admin/server.js';
 import { createLogger } from '../util/logger.js';
 import { PolicyManager, type ReloadResult } from '../policy/reload.js';
 import { formatIssue, sortIssues } from '../policy/errors.js';
@@ -34,20 +34,44 @@ export async function runAppliance(settings: Settings): Promise<number> {
   }
   const selfTest = new SelfTest(settings.listen, settings.port, settings.workers, supervisor.probeNonce);
   selfTest.start(settings.healthIntervalMs);
-  const [adminHost, adminPortText] = settings.adminListen.split(':') as [string, string];
-  const admin = await startAdminServer(adminHost, Number(adminPortText), {
+  const hostPort = (hp: string): [string, number] => [hp.slice(0, hp.lastIndexOf(':')), Number(hp.slice(hp.lastIndexOf(':') + 1))];
+  const limits = httpLimits(settings);
+  let health: AdminServer | undefined;
+  let statsServer: AdminServer | undefined;
+  const sources = {
     supervisor,
     selfTest,
     healthMaxAgeMs: settings.healthMaxAgeMs,
     policyLoaded: () => policy.current !== null,
     extraStats: () => ({
       policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
+      admin: { health: health?.counters, stats: statsServer?.counters },
     }),
-  });
-  const adminAddress = admin.address();
+  };
+  try {
+    const token = resolveStatsToken(settings.statsToken, settings.statsTokenFile);
+    health = await startHealthServer(...hostPort(settings.adminListen), limits, sources);
+    statsServer = await startStatsServer(...hostPort(settings.statsListen), limits, token, sources);
+    if (token === '' && !hostPort(settings.statsListen)[0].startsWith('127.')) {
+      log.warn('stats_unauthenticated', { statsListen: settings.statsListen, hint: '/stats and /metrics are reachable beyond loopback without a token: set --stats-token-file' });
+    }
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    log.error('start_failed', { message: e.message, code: e.code });
+    health?.close();
+    statsServer?.close();
+    selfTest.stop();
+    await supervisor.stop().catch(() => undefined);
+    return 1;
+  }
+  const addressOf = (a: AdminServer, fallback: string): string => {
+    const addr = a.server.address();
+    return typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : fallback;
+  };
   log.info('started', {
     listen: `${settings.listen}:${settings.port}`,
-    admin: typeof adminAddress === 'object' && adminAddress !== null ? `${adminAddress.address}:${adminAddress.port}` : settings.adminListen,
+    admin: addressOf(health, settings.adminListen),
+    stats: addressOf(statsServer, settings.statsListen),
     workers: settings.workers,
     returnMode: settings.returnMode,
     policy: settings.policy,
@@ -75,8 +99,8 @@ export async function runAppliance(settings: Settings): Promise<number> {
       unwatch();
       process.off('SIGHUP', onHup);
       selfTest.stop();
-      admin.close();
-      admin.closeAllConnections();
+      health.close();
+      statsServer.close();
       void supervisor.stop().then(() => {
         log.info('stopped', {});
         resolve(0);

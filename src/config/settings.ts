@@ -24,7 +24,29 @@ export const EXCEPTION_ACTIONS = ['drop', 'pass'] as const;
 export const SETTINGS_SCHEMA = z.strictObject({
   listen: ipv4.default('0.0.0.0').describe('Address to receive GENEVE on (the appliance address GWLB targets).'),
   port: z.coerce.number().int().min(1).max(65535).default(6081).describe('UDP port GWLB sends GENEVE to (always 6081 on AWS).'),
-  adminListen: hostPort.default('0.0.0.0:8080').describe('Health/metrics HTTP listener, ADDR:PORT. Point the GWLB target group health check here (HTTP /healthz).'),
+  adminListen: hostPort.default('0.0.0.0:8080').describe(
+    'Health listener, ADDR:PORT: serves only GET /healthz. Point the GWLB target group health check here (HTTP /healthz, or TCP).',
+  ),
+  statsListen: hostPort.default('127.0.0.1:9090').describe(
+    'Stats listener, ADDR:PORT: GET /stats (JSON) and /metrics (Prometheus). Loopback by default; a wider bind is opt-in and should come with --stats-token-file.',
+  ),
+  statsToken: z.string().max(4096).refine((v) => v === '' || (v.length >= 16 && !/\s/.test(v)), 'at least 16 characters, no whitespace').default('').describe(
+    'Bearer token required on /stats and /metrics (empty: none). Prefer the environment variable or --stats-token-file: flags show in ps.',
+  ),
+  statsTokenFile: z.string().max(4096).default('').describe('File holding the bearer token for /stats and /metrics (read once at start; surrounding whitespace ignored).'),
+  adminHeadersTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000).describe(
+    'Health and stats listeners: ms allowed to receive a request\'s complete headers (slow-header clients are closed).',
+  ),
+  adminRequestTimeoutMs: z.coerce.number().int().min(100).max(300_000).default(10_000).describe(
+    'Health and stats listeners: ms allowed to receive a whole request (≥ --admin-headers-timeout-ms).',
+  ),
+  adminKeepAliveTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000).describe('Health and stats listeners: ms a kept-alive connection may wait for its next request.'),
+  adminIdleTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(15_000).describe(
+    'Health and stats listeners: ms of socket inactivity (including a connection that never sends a byte) before it is closed.',
+  ),
+  adminMaxConnections: z.coerce.number().int().min(2).max(10_000).default(64).describe(
+    'Open connections per listener (health and stats each). A new connection at the cap closes the oldest idle one (no request in progress); only when every connection has a request in progress is the new one refused.',
+  ),
   policy: z.string().min(1).default('policies/default.yaml').describe('Policy file (YAML).'),
   workers: z.coerce.number().int().min(1).max(64).default(availableParallelism()).describe('Worker threads, each owning a shard of flows (default: one per core).'),
   returnMode: z.enum(['raw', 'udp']).default('raw').describe(
@@ -91,5 +113,16 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
     });
     throw new SettingsError(lines.join('\n'));
   }
-  return Object.freeze(parsed.data);
+  const s = parsed.data;
+  const problems: string[] = [];
+  const source = (name: keyof Settings): string => (flags[name] !== undefined ? `--${flagName(name)}` : envName(name));
+  if (s.adminRequestTimeoutMs < s.adminHeadersTimeoutMs) problems.push(`${source('adminRequestTimeoutMs')}: must be ≥ --admin-headers-timeout-ms (${s.adminHeadersTimeoutMs})`);
+  if (s.statsToken !== '' && s.statsTokenFile !== '') problems.push(`${source('statsToken')}: give the token or --stats-token-file, not both`);
+  const portOf = (hp: string): number => Number(hp.slice(hp.lastIndexOf(':') + 1));
+  if (portOf(s.statsListen) !== 0 && portOf(s.statsListen) === portOf(s.adminListen)) {
+    problems.push(`${source('statsListen')}: must use another port than --admin-listen (${s.adminListen}): stats are kept off the health listener`);
+  }
+  for (const name of ['adminListen', 'statsListen'] as const) if (portOf(s[name]) > 65535) problems.push(`${source(name)}: port above 65535`);
+  if (problems.length > 0) throw new SettingsError(problems.join('\n'));
+  return Object.freeze(s);
 }

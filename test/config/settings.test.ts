@@ -41,3 +41,16 @@ t.test('docs/configuration.md is generated from the schema and up to date', asyn
   const committed = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
   t.equal(committed, configurationMarkdown(), 'run: npm run build && node scripts/gen-config-doc.mjs');
 });
+
+t.test('admin listeners: stats default to loopback on another port; cross-setting rules are enforced', async (t) => {
+  const s = resolveSettings({}, {});
+  t.equal(s.adminListen, '0.0.0.0:8080', 'the health port GWLB configs point at is unchanged');
+  t.equal(s.statsListen, '127.0.0.1:9090');
+  t.equal(s.statsToken, '');
+  t.throws(() => resolveSettings({ statsListen: '127.0.0.1:8080' }, {}), /--stats-listen: must use another port/);
+  t.throws(() => resolveSettings({ adminHeadersTimeoutMs: '5000', adminRequestTimeoutMs: '1000' }, {}), /--admin-request-timeout-ms: must be ≥/);
+  t.throws(() => resolveSettings({ adminMaxConnections: '0' }, {}), /--admin-max-connections/);
+  t.throws(() => resolveSettings({}, { GWLB_INSPECTOR_STATS_TOKEN: 'short' }), /GWLB_INSPECTOR_STATS_TOKEN: at least 16/);
+  t.throws(() => resolveSettings({ statsTokenFile: '/x' }, { GWLB_INSPECTOR_STATS_TOKEN: 'a'.repeat(20) }), /not both/);
+  t.throws(() => resolveSettings({ adminListen: '127.0.0.1:70000' }, {}), /port above 65535/);
+});
