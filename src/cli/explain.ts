@@ -52,7 +52,7 @@ function num(v: string | undefined, what: string, max: number): number | undefin
   return Number(v);
 }
 
-export function parseExplainArgs(args: string[]): { policy: string; input: ExplainInput; json: boolean } {
+export function parseExplainArgs(args: string[]): { policy: string; policyRoot: string | undefined; input: ExplainInput; json: boolean } {
   // "->" looks like an option to parseArgs: stand it in by a token that does not.
   const ARROW = '\u2192';
   const { values, positionals } = parseArgs({
@@ -61,6 +61,7 @@ export function parseExplainArgs(args: string[]): { policy: string; input: Expla
     strict: true,
     options: {
       policy: { type: 'string' },
+      'policy-root': { type: 'string' },
       proto: { type: 'string' },
       src: { type: 'string' },
       dst: { type: 'string' },
@@ -117,7 +118,7 @@ export function parseExplainArgs(args: string[]): { policy: string; input: Expla
     }
     input.tcpFlags = f;
   }
-  return { policy: values.policy, input, json: values.json === true };
+  return { policy: values.policy, policyRoot: values['policy-root'], input, json: values.json === true };
 }
 
 function endpointText(addr: string, port: number | undefined): string {
@@ -165,7 +166,7 @@ export async function runExplain(args: string[], out: (s: string) => void): Prom
   }
   let stage: FirewallStage;
   try {
-    stage = FirewallStage.fromFile(parsed.policy);
+    stage = FirewallStage.fromFile(parsed.policy, {}, parsed.policyRoot);
   } catch (err) {
     if (!(err instanceof PolicyLoadError)) throw err;
     for (const i of sortIssues(err.issues)) out(formatIssue(i));

@@ -1,5 +1,6 @@
 /**
- * `gwlb-inspector run`: load the policy, start the data plane and the health and stats listeners, reload the policy on SIGHUP
+ * `gwlb-inspector run`: load the policy (in a worker thread, within --policy-load-timeout-ms and
+ * --policy-load-max-mb; policy/bounded-load.ts), start the data plane and the health and stats listeners, reload the policy on SIGHUP
  * or when the file (or a file it includes) changes, stop cleanly on SIGTERM/SIGINT (stop receiving, flush,
  * exit 0). An invalid policy at start is fatal (exit 2, every error as file:line:column); an invalid policy on
  * reload is rejected, logged and counted, and the running policy stays in force.
@@ -8,14 +9,18 @@ import { Supervisor } from '../dataplane/supervisor.js';
 import { SelfTest } from '../admin/self-test.js';
 import { httpLimits, resolveStatsToken, startHealthServer, startStatsServer, type AdminServer } from '../admin/server.js';
 import { createLogger } from '../util/logger.js';
-import { PolicyManager, type ReloadResult } from '../policy/reload.js';
+import { PolicyManager, type BoundedReloadResult } from '../policy/reload.js';
 import { formatIssue, sortIssues } from '../policy/errors.js';
 import type { Settings } from '../config/settings.js';
 
 export async function runAppliance(settings: Settings): Promise<number> {
   const log = createLogger(settings.logLevel);
-  const policy = new PolicyManager(settings.policy, { reevaluate: settings.reevaluateOnReload });
-  const first = policy.load();
+  const policy = new PolicyManager(settings.policy, {
+    reevaluate: settings.reevaluateOnReload,
+    ...(settings.policyRoot === '' ? {} : { root: settings.policyRoot }),
+    bounds: { timeoutMs: settings.policyLoadTimeoutMs, maxHeapMb: settings.policyLoadMaxMb },
+  });
+  const first = await policy.loadBounded();
   if (!first.ok) {
     for (const issue of sortIssues(first.issues)) process.stderr.write(formatIssue(issue) + '\n');
     log.error('policy_invalid', { file: settings.policy, errors: first.issues.length });
@@ -42,7 +47,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
     supervisor,
     selfTest,
     healthMaxAgeMs: settings.healthMaxAgeMs,
-    policyLoaded: () => policy.current !== null,
+    policyLoaded: () => policy.currentLoaded !== null,
     extraStats: () => ({
       policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
       admin: { health: health?.counters, stats: statsServer?.counters },
@@ -78,7 +83,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
     policyGeneration: first.generation,
   });
 
-  const applied = (why: string, r: ReloadResult): void => {
+  const applied = (why: string, r: BoundedReloadResult): void => {
     if (!r.ok) {
       log.error('policy_reload_rejected', { why, file: settings.policy, errors: sortIssues(r.issues).map(formatIssue), keptGeneration: r.generation });
       return;
@@ -86,8 +91,8 @@ export async function runAppliance(settings: Settings): Promise<number> {
     supervisor.applyPolicy({ generation: r.generation, document: r.loaded, reevaluate: r.reevaluate });
     log.info('policy_reloaded', { why, file: settings.policy, generation: r.generation });
   };
-  const unwatch = policy.watch((r) => applied('file-change', r));
-  const onHup = (): void => applied('SIGHUP', policy.load());
+  const unwatch = policy.watchBounded((r) => applied('file-change', r));
+  const onHup = (): void => void policy.loadBounded().then((r) => applied('SIGHUP', r));
   process.on('SIGHUP', onHup);
 
   return new Promise<number>((resolve) => {

@@ -48,6 +48,15 @@ export const SETTINGS_SCHEMA = z.strictObject({
     'Open connections per listener (health and stats each). A new connection at the cap closes the oldest idle one (no request in progress); only when every connection has a request in progress is the new one refused.',
   ),
   policy: z.string().min(1).default('policies/default.yaml').describe('Policy file (YAML).'),
+  policyRoot: z.string().max(4096).default('').describe(
+    "Directory tree policy includes must stay in (after resolving symbolic links); empty: the policy file's own directory.",
+  ),
+  policyLoadTimeoutMs: z.coerce.number().int().min(100).max(300_000).default(60_000).describe(
+    'A policy load (start, reload) runs in a worker thread and is stopped after this many ms; a reload past it keeps the running policy.',
+  ),
+  policyLoadMaxMb: z.coerce.number().int().min(64).max(8192).default(512).describe(
+    'Heap a policy load (and trial compile) may use, MiB; past it the load is stopped and a reload keeps the running policy.',
+  ),
   workers: z.coerce.number().int().min(1).max(64).default(availableParallelism()).describe('Worker threads, each owning a shard of flows (default: one per core).'),
   returnMode: z.enum(['raw', 'udp']).default('raw').describe(
     "raw: return path through a raw IPv4 socket, source port = GWLB's port as GWLB requires (needs CAP_NET_RAW). " +

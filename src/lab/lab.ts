@@ -45,6 +45,8 @@ export const APPLIANCE_NET = '127.0.1.';
 export const APPLIANCE_GENEVE_PORT = 6081;
 export const APPLIANCE_ADMIN_PORT = 8080;
 export const APPLIANCE_STATS_PORT = 9090;
+/** How long an appliance may take to answer /healthz 200 after spawn (policy load in a worker thread included), ms. */
+export const APPLIANCE_START_TIMEOUT_MS = 60_000;
 
 export interface LabOptions {
   /** Lab id (letters, digits, _; ≤ 12). Default: random. */
@@ -397,7 +399,7 @@ export class Lab {
     const handle = this.handleFor(entry);
     this.appliancesByName.set(name, handle);
     // Ready = the admin endpoint answers 200 on /healthz.
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + APPLIANCE_START_TIMEOUT_MS;
     for (;;) {
       if (!alive(pid)) {
         throw new LabError('LAB_APPLIANCE_EXIT', `appliance ${name} exited during start; log ${logFile}:\n${tail(logFile)}`);
@@ -405,7 +407,7 @@ export class Lab {
       const r = await this.fetchInGateway(`${handle.adminUrl}/healthz`, 500);
       if (r.status === 200) break;
       if (Date.now() > deadline) {
-        throw new LabError('LAB_TIMEOUT', `appliance ${name} not healthy within 20 s (last ${r.status} ${r.error ?? r.body}); log:\n${tail(logFile)}`);
+        throw new LabError('LAB_TIMEOUT', `appliance ${name} not healthy within ${APPLIANCE_START_TIMEOUT_MS / 1000} s (last ${r.status} ${r.error ?? r.body}); log:\n${tail(logFile)}`);
       }
       await delay(50);
     }

@@ -28,8 +28,8 @@ t.before(async () => {
   const dir = t.testdir({ token: `${TOKEN}\n` });
   const common = ['--listen', '127.0.0.1', '--admin-listen', '127.0.0.1:0', '--workers', '1', '--health-interval-ms', '100', '--policy', 'policies/default.yaml'];
   [app, slowApp] = await Promise.all([
-    startAppliance([...common, '--port', String(randomPort()), '--stats-token-file', join(dir, 'token')], {}, 60_000),
-    startAppliance([...common, '--port', String(randomPort()), '--admin-headers-timeout-ms', '300', '--admin-request-timeout-ms', '300', '--admin-idle-timeout-ms', '600000'], {}, 60_000),
+    startAppliance([...common, '--port', String(randomPort()), '--stats-token-file', join(dir, 'token')]),
+    startAppliance([...common, '--port', String(randomPort()), '--admin-headers-timeout-ms', '300', '--admin-request-timeout-ms', '300', '--admin-idle-timeout-ms', '600000']),
   ]);
   await waitFor(async () => (await getJson(`${app.adminUrl}/healthz`)).status === 200, 10_000, 'appliance healthy');
 });

@@ -26,7 +26,7 @@ export interface Appliance {
  * Unless the caller chooses a stats listener, it gets an ephemeral loopback port: the default 127.0.0.1:9090 would
  * collide between test files running in parallel.
  */
-export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Appliance> {
+export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Appliance> {
   const statsArgs = args.includes('--stats-listen') || env['GWLB_INSPECTOR_STATS_LISTEN'] !== undefined ? [] : ['--stats-listen', '127.0.0.1:0'];
   const proc = spawn(process.execPath, [CLI, 'run', ...statsArgs, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
