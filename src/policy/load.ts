@@ -194,9 +194,10 @@ class Loader {
   }
 
   /**
-   * Where a file may be read from: null when it lies outside the policy root, as written or (with realpaths) after
-   * resolving symbolic links; otherwise the path to hand to the reader (the resolved one, so a link swapped after
-   * the check is not followed). Nothing outside the root is ever read, so no line of it can reach a message.
+   * Where a file may be read from: an error when it lies outside the policy root, as written or (with realpaths)
+   * after resolving symbolic links; otherwise the path to hand to the reader (the resolved one: what is read is
+   * what was checked, short of a link swapped between the two calls). Nothing outside the root is read, so no
+   * line of it can reach a message, a log or /stats.
    */
   private confine(display: string): { read: string } | { error: string } {
     const abs = resolvePath(display);
