@@ -32,7 +32,7 @@ t.before(async () => {
   // One after the other: on a loaded machine two starts at once can each miss the start deadline.
   app = await startAppliance([...common, '--port', String(randomPort()), '--stats-token-file', join(dir, 'token')], {}, START_DEADLINE_MS);
   slowApp = await startAppliance([...common, '--port', String(randomPort()), '--admin-headers-timeout-ms', '300', '--admin-request-timeout-ms', '300', '--admin-idle-timeout-ms', '600000'], {}, START_DEADLINE_MS);
-  await waitFor(async () => (await getJson(`${app.adminUrl}/healthz`)).status === 200, 10_000, 'appliance healthy');
+  await waitFor(async () => (await getJson(`${app.adminUrl}/healthz`)).status === 200, 60_000, 'appliance healthy');
 });
 
 t.teardown(async () => {
