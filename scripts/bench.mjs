@@ -96,7 +96,7 @@ async function startReflector(port) {
 /** The appliance, one worker, pinned with all its threads to TARGET_CPU; resolves once it logged "started". */
 async function startAppliance(port, policy = PASS_POLICY, extra = []) {
   const args = ['-c', TARGET_CPU, process.execPath, join(ROOT, 'dist/cli/main.js'), 'run', '--listen', TARGET_ADDR, '--port', String(port),
-    '--admin-listen', '127.0.0.1:0', '--workers', '1', '--log-level', 'info', '--policy', policy, ...extra];
+    '--admin-listen', '127.0.0.1:0', '--stats-listen', '127.0.0.1:0', '--workers', '1', '--log-level', 'info', '--policy', policy, ...extra];
   const p = spawn('taskset', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const started = new Promise((resolve, reject) => {

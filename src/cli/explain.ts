@@ -102,7 +102,7 @@ export function explainFragment(role: FragmentRole, input: ExplainInput, e: Expl
   };
 }
 
-export function parseExplainArgs(args: string[]): { policy: string; input: ExplainInput; json: boolean; fragment?: FragmentRole } {
+export function parseExplainArgs(args: string[]): { policy: string; policyRoot: string | undefined; input: ExplainInput; json: boolean; fragment?: FragmentRole } {
   // "->" looks like an option to parseArgs: stand it in by a token that does not.
   const ARROW = '\u2192';
   const { values, positionals } = parseArgs({
@@ -111,6 +111,7 @@ export function parseExplainArgs(args: string[]): { policy: string; input: Expla
     strict: true,
     options: {
       policy: { type: 'string' },
+      'policy-root': { type: 'string' },
       proto: { type: 'string' },
       src: { type: 'string' },
       dst: { type: 'string' },
@@ -168,7 +169,12 @@ export function parseExplainArgs(args: string[]): { policy: string; input: Expla
     }
     input.tcpFlags = f;
   }
-  const parsed: { policy: string; input: ExplainInput; json: boolean; fragment?: FragmentRole } = { policy: values.policy, input, json: values.json === true };
+  const parsed: { policy: string; policyRoot: string | undefined; input: ExplainInput; json: boolean; fragment?: FragmentRole } = {
+    policy: values.policy,
+    policyRoot: values['policy-root'],
+    input,
+    json: values.json === true,
+  };
   if (values.fragment !== undefined) {
     if (values.fragment !== 'first' && values.fragment !== 'later') throw new ExplainInputError(`--fragment is first or later, got "${values.fragment}"`);
     parsed.fragment = values.fragment;
@@ -225,7 +231,7 @@ export async function runExplain(args: string[], out: (s: string) => void): Prom
   }
   let stage: FirewallStage;
   try {
-    stage = FirewallStage.fromFile(parsed.policy);
+    stage = FirewallStage.fromFile(parsed.policy, {}, parsed.policyRoot);
   } catch (err) {
     if (!(err instanceof PolicyLoadError)) throw err;
     for (const i of sortIssues(err.issues)) out(formatIssue(i));

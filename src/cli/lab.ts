@@ -58,7 +58,7 @@ function describe(lab: Lab): string[] {
     `  gateway  GWLB emulator pid ${lab.emulatorPid}      sudo ip netns exec ${ns.gateway} bash`,
   ];
   for (const a of lab.appliances) {
-    lines.push(`  appliance ${a.name}: pid ${a.pid}, GENEVE ${a.addr}:${a.port}, admin ${a.adminUrl} (inside the gateway), log ${a.logFile}`);
+    lines.push(`  appliance ${a.name}: pid ${a.pid}, GENEVE ${a.addr}:${a.port}, health ${a.adminUrl}/healthz, stats ${a.statsUrl}/stats (inside the gateway), log ${a.logFile}`);
   }
   return lines;
 }

@@ -22,7 +22,7 @@ Usage:
   gwlb-inspector --help | --version
 
 Try it:  sudo gwlb-inspector run --policy policies/default.yaml
-         then curl http://127.0.0.1:8080/healthz and http://127.0.0.1:8080/stats
+         then curl http://127.0.0.1:8080/healthz (health) and http://127.0.0.1:9090/stats (stats, loopback)
 
 Run 'gwlb-inspector run --help' for every option of the appliance.`;
 

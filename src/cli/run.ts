@@ -1,18 +1,18 @@
 /**
- * `gwlb-inspector run`: load the policy, take the instance lock for the GENEVE address and port, start the
- * data plane and the admin port, reload the policy on SIGHUP or when the file (or a file it includes) changes,
- * stop cleanly on SIGTERM/SIGINT (stop receiving, flush, exit 0). Any start failure logs one `start_failed`
- * line, releases what it took and exits non-zero (2 for an invalid policy, with every error as
+ * `gwlb-inspector run`: load the policy (in a worker thread, within --policy-load-timeout-ms and
+ * --policy-load-max-mb; policy/bounded-load.ts), take the instance lock for the GENEVE address and port, start the
+ * data plane and the health and stats listeners, reload the policy on SIGHUP or when the file (or a file it
+ * includes) changes, stop cleanly on SIGTERM/SIGINT (stop receiving, flush, exit 0). Any start failure logs one
+ * `start_failed` line, releases what it took and exits non-zero (2 for an invalid policy, with every error as
  * file:line:column; 1 otherwise); an invalid policy on reload is rejected, logged and counted, and the running
  * policy stays in force.
  */
-import type { Server } from 'node:http';
 import { Supervisor } from '../dataplane/supervisor.js';
 import { acquireInstanceLock, InstanceLockedError, type InstanceLock } from '../dataplane/instance-lock.js';
 import { SelfTest } from '../admin/self-test.js';
-import { startAdminServer } from '../admin/server.js';
+import { httpLimits, resolveStatsToken, startHealthServer, startStatsServer, type AdminServer } from '../admin/server.js';
 import { createLogger } from '../util/logger.js';
-import { PolicyManager, type ReloadResult } from '../policy/reload.js';
+import { PolicyManager, type BoundedReloadResult } from '../policy/reload.js';
 import { formatIssue, sortIssues } from '../policy/errors.js';
 import type { Settings } from '../config/settings.js';
 
@@ -26,10 +26,19 @@ function startHint(step: StartStep, code: string | undefined): string | undefine
   return undefined;
 }
 
+/** 'ADDR:PORT' → [ADDR, PORT]. */
+function hostPort(hp: string): [string, number] {
+  return [hp.slice(0, hp.lastIndexOf(':')), Number(hp.slice(hp.lastIndexOf(':') + 1))];
+}
+
 export async function runAppliance(settings: Settings): Promise<number> {
   const log = createLogger(settings.logLevel);
-  const policy = new PolicyManager(settings.policy, { reevaluate: settings.reevaluateOnReload });
-  const first = policy.load();
+  const policy = new PolicyManager(settings.policy, {
+    reevaluate: settings.reevaluateOnReload,
+    ...(settings.policyRoot === '' ? {} : { root: settings.policyRoot }),
+    bounds: { timeoutMs: settings.policyLoadTimeoutMs, maxHeapMb: settings.policyLoadMaxMb },
+  });
+  const first = await policy.loadBounded();
   if (!first.ok) {
     for (const issue of sortIssues(first.issues)) process.stderr.write(formatIssue(issue) + '\n');
     log.error('start_failed', { step: 'policy', reason: `policy ${settings.policy} is invalid (${first.issues.length} errors above)`, file: settings.policy, errors: first.issues.length });
@@ -41,7 +50,8 @@ export async function runAppliance(settings: Settings): Promise<number> {
   let lock: InstanceLock | undefined;
   let supervisor: Supervisor | undefined;
   let selfTest: SelfTest | undefined;
-  let admin: Server | undefined;
+  let health: AdminServer | undefined;
+  let statsServer: AdminServer | undefined;
   try {
     lock = await acquireInstanceLock(settings.listen, settings.port);
     step = 'data_plane';
@@ -51,21 +61,31 @@ export async function runAppliance(settings: Settings): Promise<number> {
     sup.onVerdictLog = (event) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...(event as object) }) + '\n');
     await sup.start();
     step = 'self_test';
-    selfTest = new SelfTest(settings.listen, settings.port, settings.workers, sup.probeNonce, sup.steeringKey);
-    selfTest.start(settings.healthIntervalMs);
+    const st = new SelfTest(settings.listen, settings.port, settings.workers, sup.probeNonce, sup.steeringKey);
+    selfTest = st;
+    st.start(settings.healthIntervalMs);
     step = 'admin_listener';
-    const [adminHost, adminPortText] = settings.adminListen.split(':') as [string, string];
-    admin = await startAdminServer(adminHost, Number(adminPortText), {
+    const limits = httpLimits(settings);
+    const sources = {
       supervisor: sup,
-      selfTest,
+      selfTest: st,
       healthMaxAgeMs: settings.healthMaxAgeMs,
-      policyLoaded: () => policy.current !== null,
+      policyLoaded: () => policy.currentLoaded !== null,
       extraStats: () => ({
         policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
+        admin: { health: health?.counters, stats: statsServer?.counters },
       }),
-    });
+    };
+    const token = resolveStatsToken(settings.statsToken, settings.statsTokenFile);
+    health = await startHealthServer(...hostPort(settings.adminListen), limits, sources);
+    statsServer = await startStatsServer(...hostPort(settings.statsListen), limits, token, sources);
+    if (token === '' && !hostPort(settings.statsListen)[0].startsWith('127.')) {
+      log.warn('stats_unauthenticated', { statsListen: settings.statsListen, hint: '/stats and /metrics are reachable beyond loopback without a token: set --stats-token-file' });
+    }
   } catch (err) {
     const e = err as Error & { code?: string };
+    health?.close();
+    statsServer?.close();
     selfTest?.stop();
     await supervisor?.stop().catch(() => undefined);
     await lock?.release();
@@ -81,10 +101,14 @@ export async function runAppliance(settings: Settings): Promise<number> {
   if (settings.gwlbSources === '') {
     log.warn('gwlb_sources_unrestricted', { message: 'GENEVE is accepted from any source address: set --gwlb-sources to the GWLB subnets (docs/configuration.md)' });
   }
-  const adminAddress = admin.address();
+  const addressOf = (a: AdminServer, fallback: string): string => {
+    const addr = a.server.address();
+    return typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : fallback;
+  };
   log.info('started', {
     listen: `${settings.listen}:${settings.port}`,
-    admin: typeof adminAddress === 'object' && adminAddress !== null ? `${adminAddress.address}:${adminAddress.port}` : settings.adminListen,
+    admin: addressOf(health, settings.adminListen),
+    stats: addressOf(statsServer, settings.statsListen),
     workers: settings.workers,
     returnMode: settings.returnMode,
     policy: settings.policy,
@@ -93,10 +117,11 @@ export async function runAppliance(settings: Settings): Promise<number> {
   });
   const sup = supervisor;
   const st = selfTest;
-  const adminServer = admin;
+  const healthServer = health;
+  const stats = statsServer;
   const instanceLock = lock;
 
-  const applied = (why: string, r: ReloadResult): void => {
+  const applied = (why: string, r: BoundedReloadResult): void => {
     if (!r.ok) {
       log.error('policy_reload_rejected', { why, file: settings.policy, errors: sortIssues(r.issues).map(formatIssue), keptGeneration: r.generation });
       return;
@@ -104,8 +129,8 @@ export async function runAppliance(settings: Settings): Promise<number> {
     sup.applyPolicy({ generation: r.generation, document: r.loaded, reevaluate: r.reevaluate });
     log.info('policy_reloaded', { why, file: settings.policy, generation: r.generation });
   };
-  const unwatch = policy.watch((r) => applied('file-change', r));
-  const onHup = (): void => applied('SIGHUP', policy.load());
+  const unwatch = policy.watchBounded((r) => applied('file-change', r));
+  const onHup = (): void => void policy.loadBounded().then((r) => applied('SIGHUP', r));
   process.on('SIGHUP', onHup);
 
   return new Promise<number>((resolve) => {
@@ -117,8 +142,8 @@ export async function runAppliance(settings: Settings): Promise<number> {
       unwatch();
       process.off('SIGHUP', onHup);
       st.stop();
-      adminServer.close();
-      adminServer.closeAllConnections();
+      healthServer.close();
+      stats.close();
       void sup
         .stop()
         .then(() => instanceLock.release())

@@ -7,12 +7,13 @@ import { compilePolicy } from '../policy/compile.js';
 import { formatIssue, hasErrors, sortIssues, type PolicyIssue } from '../policy/errors.js';
 import { loadPolicy } from '../policy/load.js';
 
-const USAGE = `Usage: gwlb-inspector validate [--json] FILE...
+const USAGE = `Usage: gwlb-inspector validate [--json] [--policy-root DIR] FILE...
 
 Checks policy files (and the rule-set files they include) and prints every problem as
   file:line:column path: message
 Exit status: 0 all valid, 1 some file invalid, 2 usage error.
-  --json   one JSON object per problem (code, severity, file, line, col, path, message)`;
+  --json               one JSON object per problem (code, severity, file, line, col, path, message)
+  --policy-root DIR    includes must stay inside DIR (default: each policy file's own directory)`;
 
 export async function runValidate(args: string[], out: (s: string) => void): Promise<number> {
   const json = args.includes('--json');
@@ -20,7 +21,13 @@ export async function runValidate(args: string[], out: (s: string) => void): Pro
     out(USAGE);
     return 0;
   }
-  const files = args.filter((a) => a !== '--json');
+  const rootAt = args.indexOf('--policy-root');
+  const policyRoot = rootAt >= 0 ? args[rootAt + 1] : undefined;
+  if (rootAt >= 0 && (policyRoot === undefined || policyRoot.startsWith('--'))) {
+    out(`--policy-root needs a directory\n\n${USAGE}`);
+    return 2;
+  }
+  const files = args.filter((a, i) => a !== '--json' && (rootAt < 0 || (i !== rootAt && i !== rootAt + 1)));
   const unknown = files.find((f) => f.startsWith('--'));
   if (files.length === 0 || unknown !== undefined) {
     out(unknown !== undefined ? `unknown option ${unknown}\n\n${USAGE}` : USAGE);
@@ -28,7 +35,7 @@ export async function runValidate(args: string[], out: (s: string) => void): Pro
   }
   let failed = false;
   for (const file of files) {
-    const loaded = loadPolicy(file);
+    const loaded = loadPolicy(file, undefined, policyRoot === undefined ? {} : { root: policyRoot });
     let issues: PolicyIssue[] = loaded.issues;
     let summary = '';
     if (loaded.ok) {

@@ -71,8 +71,64 @@ function int(o: SettingRange & { default: number; description: string }) {
 export const SETTINGS_SCHEMA = z.strictObject({
   listen: ipv4.default('0.0.0.0').describe('Address to receive GENEVE on (the appliance address GWLB targets).'),
   port: int({ min: 1, max: 65535, unit: '', default: 6081, description: 'UDP port GWLB sends GENEVE to (always 6081 on AWS).' }),
-  adminListen: hostPort.default('0.0.0.0:8080').describe('Health/metrics HTTP listener, ADDR:PORT. Point the GWLB target group health check here (HTTP /healthz).'),
+  adminListen: hostPort.default('0.0.0.0:8080').describe(
+    'Health listener, ADDR:PORT: serves only GET /healthz. Point the GWLB target group health check here (HTTP /healthz, or TCP).',
+  ),
+  statsListen: hostPort.default('127.0.0.1:9090').describe(
+    'Stats listener, ADDR:PORT: GET /stats (JSON) and /metrics (Prometheus). Loopback by default; a wider bind is opt-in and should come with --stats-token-file.',
+  ),
+  statsToken: z
+    .string()
+    .max(4096)
+    .refine((v) => v === '' || (v.length >= 16 && !/\s/.test(v)), 'at least 16 characters, no whitespace')
+    .meta({ allowed: 'empty, or at least 16 characters without whitespace' })
+    .default('')
+    .describe('Bearer token required on /stats and /metrics (empty: none). Prefer the environment variable or --stats-token-file: flags show in ps.'),
+  statsTokenFile: z
+    .string()
+    .max(MAX_PATH_CHARS)
+    .meta({ allowed: `empty, or a file path of up to ${MAX_PATH_CHARS} characters` })
+    .default('')
+    .describe('File holding the bearer token for /stats and /metrics (read once at start; surrounding whitespace ignored).'),
+  adminHeadersTimeoutMs: int({ min: 100, max: 60_000, unit: 'ms', default: 5000, description: "Health and stats listeners: ms allowed to receive a request's complete headers (slow-header clients are closed)." }),
+  adminRequestTimeoutMs: int({ min: 100, max: 300_000, unit: 'ms', default: 10_000, description: 'Health and stats listeners: ms allowed to receive a whole request (≥ --admin-headers-timeout-ms).' }),
+  adminKeepAliveTimeoutMs: int({ min: 100, max: 60_000, unit: 'ms', default: 5000, description: 'Health and stats listeners: ms a kept-alive connection may wait for its next request.' }),
+  adminIdleTimeoutMs: int({
+    min: 100,
+    max: 600_000,
+    unit: 'ms',
+    default: 15_000,
+    description: 'Health and stats listeners: ms of socket inactivity (including a connection that never sends a byte) before it is closed.',
+  }),
+  adminMaxConnections: int({
+    min: 2,
+    max: 10_000,
+    unit: 'connections',
+    default: 64,
+    description:
+      'Open connections per listener (health and stats each). A new connection at the cap closes the oldest idle one (no request in progress); only when every connection has a request in progress is it refused.',
+  }),
   policy: z.string().min(1).max(MAX_PATH_CHARS).meta({ allowed: `a file path of 1–${MAX_PATH_CHARS} characters` }).default('policies/default.yaml').describe('Policy file (YAML).'),
+  policyRoot: z
+    .string()
+    .max(MAX_PATH_CHARS)
+    .meta({ allowed: `empty, or a directory path of up to ${MAX_PATH_CHARS} characters` })
+    .default('')
+    .describe("Directory tree policy includes must stay in (after resolving symbolic links); empty: the policy file's own directory."),
+  policyLoadTimeoutMs: int({
+    min: 100,
+    max: 300_000,
+    unit: 'ms',
+    default: 60_000,
+    description: 'A policy load (start, reload) runs in a worker thread and is stopped after this many ms; a reload past it keeps the running policy.',
+  }),
+  policyLoadMaxMb: int({
+    min: 64,
+    max: 8192,
+    unit: 'MiB',
+    default: 512,
+    description: 'Heap a policy load (and trial compile) may use, MiB; past it the load is stopped and a reload keeps the running policy.',
+  }),
   workers: int({ min: 1, max: MAX_WORKERS, unit: 'threads', default: Math.min(availableParallelism(), MAX_WORKERS), description: 'Worker threads, each owning a shard of flows (default: one per core).' }),
   returnMode: z.enum(['raw', 'udp']).default('raw').describe(
     "raw: return path through a raw IPv4 socket, source port = GWLB's port as GWLB requires (needs CAP_NET_RAW). " +
@@ -299,6 +355,15 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
     throw new SettingsError(lines.join('\n'));
   }
   const settings = parsed.data;
+  const problems: string[] = [];
+  const source = (name: keyof Settings): string => (flags[name] !== undefined ? `--${flagName(name)}` : envName(name));
+  if (settings.adminRequestTimeoutMs < settings.adminHeadersTimeoutMs) problems.push(`${source('adminRequestTimeoutMs')}: must be ≥ --admin-headers-timeout-ms (${settings.adminHeadersTimeoutMs})`);
+  if (settings.statsToken !== '' && settings.statsTokenFile !== '') problems.push(`${source('statsToken')}: give the token or --stats-token-file, not both`);
+  const portOf = (hp: string): number => Number(hp.slice(hp.lastIndexOf(':') + 1));
+  if (portOf(settings.statsListen) !== 0 && portOf(settings.statsListen) === portOf(settings.adminListen)) {
+    problems.push(`${source('statsListen')}: must use another port than --admin-listen (${settings.adminListen}): stats are kept off the health listener`);
+  }
+  if (problems.length > 0) throw new SettingsError(problems.join('\n'));
   const need = worstCaseMemory(settings);
   const budget = Math.floor(memoryBytes * MEMORY_BUDGET_SHARE);
   if (need.total > budget) {

@@ -159,9 +159,12 @@ export class FirewallStage implements Stage {
     this.scratch = new Uint8Array(policy.settings.namesMaxBytes);
   }
 
-  /** Loads, validates and compiles `path`; throws PolicyLoadError with every issue when it is invalid. */
-  static fromFile(path: string, opts: FirewallStageOptions = {}): FirewallStage {
-    const loaded = loadPolicy(path);
+  /**
+   * Loads, validates and compiles `path` (includes confined to `policyRoot`, default the file's directory); throws
+   * PolicyLoadError with every issue when it is invalid.
+   */
+  static fromFile(path: string, opts: FirewallStageOptions = {}, policyRoot?: string): FirewallStage {
+    const loaded = loadPolicy(path, undefined, policyRoot === undefined ? {} : { root: policyRoot });
     if (!loaded.ok) throw new PolicyLoadError(path, loaded.issues);
     const compiled = compilePolicy(loaded.policy);
     if (!compiled.ok) throw new PolicyLoadError(path, compiled.issues);

@@ -39,10 +39,14 @@ import {
 
 /** Where lab state (config, logs, control socket) lives unless told otherwise. */
 export const LAB_STATE_ROOT = '/run/gwlb-inspector';
-/** Appliance N listens on 127.0.1.N (GENEVE on GENEVE_PORT, admin on ADMIN_PORT) inside the gateway namespace. */
+/** Appliance N listens on 127.0.1.N (GENEVE on GENEVE_PORT, health on ADMIN_PORT, stats on STATS_PORT) inside the
+ * gateway namespace. */
 export const APPLIANCE_NET = '127.0.1.';
 export const APPLIANCE_GENEVE_PORT = 6081;
 export const APPLIANCE_ADMIN_PORT = 8080;
+export const APPLIANCE_STATS_PORT = 9090;
+/** How long an appliance may take to answer /healthz 200 after spawn (policy load in a worker thread included), ms. */
+export const APPLIANCE_START_TIMEOUT_MS = 60_000;
 
 export interface LabOptions {
   /** Lab id (letters, digits, _; ≤ 12). Default: random. */
@@ -76,8 +80,11 @@ export interface ApplianceHandle {
   addr: string;
   port: number;
   adminPort: number;
-  /** http://addr:adminPort: reachable only inside the gateway namespace (use lab.fetchInGateway). */
+  /** http://addr:adminPort (health): reachable only inside the gateway namespace (use lab.fetchInGateway). */
   adminUrl: string;
+  statsPort: number;
+  /** http://addr:statsPort (/stats, /metrics): inside the gateway namespace only. */
+  statsUrl: string;
   logFile: string;
   /** SIGTERM by PID (SIGKILL after the grace period) and wait for the exit. Stays registered with the emulator. */
   stop(): Promise<void>;
@@ -104,7 +111,7 @@ interface LabState {
   stateDir: string;
   controlSocket: string;
   emulatorPid: number;
-  appliances: { name: string; pid: number; addr: string; port: number; adminPort: number; logFile: string }[];
+  appliances: { name: string; pid: number; addr: string; port: number; adminPort: number; statsPort?: number; logFile: string }[];
 }
 
 /** The repository root (where package.json and dist/ are), from this module's location (src/lab or dist/lab). */
@@ -227,6 +234,8 @@ export class Lab {
     return {
       ...a,
       adminUrl: `http://${a.addr}:${a.adminPort}`,
+      statsPort: a.statsPort ?? a.adminPort,
+      statsUrl: `http://${a.addr}:${a.statsPort ?? a.adminPort}`,
       stop: async () => {
         await killPids([a.pid], 5_000);
       },
@@ -307,7 +316,7 @@ export class Lab {
         appliances[a.name] = { stopped: true };
         continue;
       }
-      const r = await this.fetchInGateway(`${a.adminUrl}/stats`);
+      const r = await this.fetchInGateway(`${a.statsUrl}/stats`);
       try {
         appliances[a.name] = JSON.parse(r.body) as unknown;
       } catch {
@@ -343,7 +352,7 @@ export class Lab {
 
   /**
    * Runs the appliance (`node dist/cli/main.js run ...`) inside the gateway namespace on 127.0.1.N:6081 with its
-   * admin endpoint on 127.0.1.N:8080, waits for GET /healthz = 200, registers it with the emulator and (by
+   * health endpoint on 127.0.1.N:8080 and stats on 127.0.1.N:9090, waits for GET /healthz = 200, registers it with the emulator and (by
    * default) waits until the emulator's health checks call it healthy.
    */
   async startAppliance(opts: ApplianceOptions): Promise<ApplianceHandle> {
@@ -354,6 +363,8 @@ export class Lab {
     const addr = `${APPLIANCE_NET}${index}`;
     const port = APPLIANCE_GENEVE_PORT;
     const adminPort = APPLIANCE_ADMIN_PORT;
+    // A stand-in command serves /stats on its admin port.
+    const statsPort = opts.command === undefined ? APPLIANCE_STATS_PORT : adminPort;
     const logFile = join(this.state.stateDir, `${name}.log`);
     const root = projectRoot();
     const main = join(root, 'dist', 'cli', 'main.js');
@@ -368,6 +379,8 @@ export class Lab {
         String(port),
         '--admin-listen',
         `${addr}:${adminPort}`,
+        '--stats-listen',
+        `${addr}:${statsPort}`,
         '--policy',
         resolve(opts.policy),
         '--workers',
@@ -380,13 +393,13 @@ export class Lab {
     const child = spawnDetached(this.state.namespaces.gateway, argv, logFile);
     const pid = child.pid ?? -1;
     if (pid <= 0) throw new LabError('LAB_SPAWN', `cannot start appliance ${name}`);
-    const entry = { name, pid, addr, port, adminPort, logFile };
+    const entry = { name, pid, addr, port, adminPort, statsPort, logFile };
     this.state.appliances.push(entry);
     this.saveState();
     const handle = this.handleFor(entry);
     this.appliancesByName.set(name, handle);
     // Ready = the admin endpoint answers 200 on /healthz.
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + APPLIANCE_START_TIMEOUT_MS;
     for (;;) {
       if (!alive(pid)) {
         throw new LabError('LAB_APPLIANCE_EXIT', `appliance ${name} exited during start; log ${logFile}:\n${tail(logFile)}`);
@@ -394,7 +407,7 @@ export class Lab {
       const r = await this.fetchInGateway(`${handle.adminUrl}/healthz`, 500);
       if (r.status === 200) break;
       if (Date.now() > deadline) {
-        throw new LabError('LAB_TIMEOUT', `appliance ${name} not healthy within 20 s (last ${r.status} ${r.error ?? r.body}); log:\n${tail(logFile)}`);
+        throw new LabError('LAB_TIMEOUT', `appliance ${name} not healthy within ${APPLIANCE_START_TIMEOUT_MS / 1000} s (last ${r.status} ${r.error ?? r.body}); log:\n${tail(logFile)}`);
       }
       await delay(50);
     }

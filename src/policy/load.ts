@@ -10,8 +10,8 @@
  * (compile.ts). `sources` keeps the exact text of every file read, so a worker never re-reads a file that may have
  * changed in between.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize, resolve as resolvePath } from 'node:path';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize, relative, resolve as resolvePath } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { parseEndpointId } from '../geneve/codec.js';
@@ -31,6 +31,8 @@ import { setRef } from './values.js';
 export const MAX_POLICY_FILE_BYTES = 8 * 1024 * 1024;
 /** Deepest chain of includes. */
 export const MAX_INCLUDE_DEPTH = 16;
+/** Rule entries one policy may expand to across all scopes (after includes, counting every use of an include). */
+export const MAX_RULES_TOTAL = 200_000;
 
 export type SetKind = 'addresses' | 'ports' | 'domains';
 export const SET_KINDS: readonly SetKind[] = ['addresses', 'ports', 'domains'];
@@ -108,14 +110,31 @@ export function bundleReader(sources: Record<string, string>): ReadFile {
   };
 }
 
+export interface LoadOptions {
+  /**
+   * Directory tree every file must lie in (--policy-root); default: the policy file's own directory. Checked on the
+   * path as written (`..` escapes) and, when `realpaths`, again after resolving symbolic links.
+   */
+  root?: string;
+  /** Resolve symbolic links (realpath) before the root check, and read the resolved path (default: true). */
+  realpaths?: boolean;
+}
+
 /** Loads and validates a policy file and everything it includes. */
-export function loadPolicy(path: string, read: ReadFile = fsReader()): LoadResult {
-  return new Loader(read).load(path);
+export function loadPolicy(path: string, read: ReadFile = fsReader(), opts: LoadOptions = {}): LoadResult {
+  return new Loader(read, opts, path).load(path);
 }
 
 /** Re-validates a LoadedPolicy's own sources (what a worker does with the bundle the main thread posted). */
 export function loadPolicyFromSources(root: string, sources: Record<string, string>): LoadResult {
-  return loadPolicy(root, bundleReader(sources));
+  // The bundle holds only files a confined load read: nothing else can be named.
+  return loadPolicy(root, bundleReader(sources), { root: '/', realpaths: false });
+}
+
+/** Is `path` (absolute) inside directory `dir` (absolute) or `dir` itself? */
+function within(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -153,8 +172,45 @@ class Loader {
   private readonly setsMerged = new Set<string>();
   private readonly sets: Record<SetKind, Record<string, LoadedSet>> = { addresses: {}, ports: {}, domains: {} };
 
-  constructor(read: ReadFile) {
+  /** The policy root as written (absolute) and resolved through symbolic links (null: not resolved). */
+  private readonly rootDir: string;
+  private readonly realRoot: string | null;
+  /** Estimated rules per file (every use of an include counted), by absolute path; -1 while being counted. */
+  private readonly ruleEstimates = new Map<string, number>();
+  private readonly reported = new Set<string>();
+
+  constructor(read: ReadFile, opts: LoadOptions, policyPath: string) {
     this.read = read;
+    this.rootDir = resolvePath(opts.root ?? dirname(normalize(policyPath)));
+    let real: string | null = null;
+    if (opts.realpaths !== false) {
+      try {
+        real = realpathSync(this.rootDir);
+      } catch {
+        real = this.rootDir; // a missing root: every read below fails and says so
+      }
+    }
+    this.realRoot = real;
+  }
+
+  /**
+   * Where a file may be read from: an error when it lies outside the policy root, as written or (with realpaths)
+   * after resolving symbolic links; otherwise the path to hand to the reader (the resolved one: what is read is
+   * what was checked, short of a link swapped between the two calls). Nothing outside the root is read, so no
+   * line of it can reach a message, a log or /stats.
+   */
+  private confine(display: string): { read: string } | { error: string } {
+    const abs = resolvePath(display);
+    if (!within(this.rootDir, abs)) return { error: `it is outside the policy root ${this.rootDir} (includes must stay in the policy's directory tree; see --policy-root)` };
+    if (this.realRoot === null) return { read: display };
+    let real: string;
+    try {
+      real = realpathSync(abs);
+    } catch {
+      return { read: display }; // missing: the reader reports it
+    }
+    if (!within(this.realRoot, real)) return { error: `it resolves, through a symbolic link, to a file outside the policy root ${this.rootDir}` };
+    return { read: real };
   }
 
   load(rootPath: string): LoadResult {
@@ -164,6 +220,7 @@ class Loader {
     const data = file.data as z.output<typeof PolicySchema>;
 
     this.mergeSetsOf(file, [resolvePath(root)]);
+    if (!this.checkEstimates(file, data)) return { ok: false, issues: this.issues, files: this.attempted };
     const scopes: LoadedScope[] = [];
     scopes.push({
       name: 'default',
@@ -199,8 +256,15 @@ class Loader {
     const abs = resolvePath(display);
     const cached = this.files.get(abs);
     if (cached !== undefined) return cached;
+    // The policy file itself is what the operator named; what it includes must stay inside the root.
+    const where = at === undefined ? { read: display } : this.confine(display);
+    if ('error' in where) {
+      if (at !== undefined) this.report(at.file, at.path, POLICY_ISSUE.INCLUDE, `cannot include ${display}: ${where.error}`);
+      this.files.set(abs, null);
+      return null;
+    }
     this.attempted.push(display);
-    const r = this.read(display);
+    const r = this.read(where.read);
     if ('error' in r) {
       if (at === undefined) {
         this.issues.push({ code: POLICY_ISSUE.READ, severity: 'error', file: display, line: 0, col: 0, path: [], message: `cannot read the policy file: ${r.error}`, includedFrom: [] });
@@ -334,6 +398,57 @@ class Loader {
   private displayOf(abs: string): string {
     for (const f of this.files.values()) if (f !== null && resolvePath(f.display) === abs) return f.display;
     return abs;
+  }
+
+  /**
+   * The expansion limit, checked before anything is expanded: each scope's rule count is estimated by counting
+   * every file's rule entries once and multiplying by how often it is included (memoized per file), so a few lines
+   * that include each other many times cannot make us build millions of rules before finding out. An estimate
+   * counts disabled rules too, so it is never below what expansion would produce. False when over a limit.
+   */
+  private checkEstimates(file: ParsedFile, data: z.output<typeof PolicySchema>): boolean {
+    const stack = [resolvePath(file.display)];
+    const lists: { name: string; path: PathSegment[]; rules: (RuleOutput | { include: string })[] }[] = [{ name: 'default', path: ['rules'], rules: data.rules }];
+    for (const [name, scope] of Object.entries(data.scopes ?? {})) lists.push({ name, path: ['scopes', name, 'rules'], rules: scope.rules });
+    let total = 0;
+    let ok = true;
+    for (const l of lists) {
+      const n = this.estimateRules(file, l.rules, l.path, stack);
+      total += n;
+      if (n > MAX_RULES_PER_SCOPE) {
+        ok = false;
+        this.report(file, l.path, POLICY_ISSUE.LIMIT, `scope "${l.name}" would expand to an estimated ${n} rules (every include counted each time it is used); the limit is ${MAX_RULES_PER_SCOPE} rules per scope, so nothing was expanded`);
+      }
+    }
+    if (ok && total > MAX_RULES_TOTAL) {
+      ok = false;
+      this.report(file, [], POLICY_ISSUE.LIMIT, `the policy would expand to an estimated ${total} rules across its ${lists.length} scopes; the limit is ${MAX_RULES_TOTAL} rules in all, so nothing was expanded`);
+    }
+    return ok;
+  }
+
+  /** Rule entries `list` expands to, without expanding; includes that cannot be used count 0 (reported here). */
+  private estimateRules(file: ParsedFile, list: (RuleOutput | { include: string })[], path: PathSegment[], stack: string[]): number {
+    let n = 0;
+    list.forEach((entry, i) => {
+      if (!('include' in entry) || 'action' in entry) {
+        n++;
+        return;
+      }
+      const abs = resolvePath(normalize(join(dirname(file.display), entry.include)));
+      const memo = this.ruleEstimates.get(abs);
+      if (memo !== undefined && memo >= 0) {
+        n += memo;
+        return;
+      }
+      const child = this.include(file, entry.include, [...path, i, 'include'], stack);
+      if (child === null) return;
+      this.ruleEstimates.set(abs, -1);
+      const count = this.estimateRules(child, (child.data as RuleSetOutput).rules, ['rules'], [...stack, abs]);
+      this.ruleEstimates.set(abs, count);
+      n += count;
+    });
+    return n;
   }
 
   /** A rules list with { include } entries replaced by the included files' rules, in place. */
@@ -523,6 +638,10 @@ class Loader {
   }
 
   private reportAt(file: ParsedFile, line: number, col: number, path: PathSegment[], code: PolicyIssueCode, message: string, severity: 'error' | 'warning' = 'error'): void {
+    // The same problem at the same place is reported once (an include is resolved when estimating and expanding).
+    const key = `${file.display}\0${line}\0${col}\0${message}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
     this.issues.push({ code, severity, file: file.display, line, col, path, message, includedFrom: file.includedFrom });
   }
 

@@ -14,7 +14,8 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
-import { compilePolicy, type CompiledPolicy } from './compile.js';
+import { loadPolicyBounded, type LoadBounds } from './bounded-load.js';
+import { compilePolicy, type CompiledPolicy, type CompiledStats } from './compile.js';
 import { hasErrors, type PolicyIssue } from './errors.js';
 import { loadPolicy, type LoadedPolicy, type ReadFile } from './load.js';
 
@@ -23,6 +24,11 @@ export const RELOAD_DEBOUNCE_MS = 250;
 
 export type ReloadResult =
   | { ok: true; policy: CompiledPolicy; loaded: LoadedPolicy; generation: number; warnings: PolicyIssue[]; reevaluate: boolean }
+  | { ok: false; issues: PolicyIssue[]; generation: number };
+
+/** What loadBounded() yields: the validated plain-data policy (compiled by each data-plane worker), no matchers. */
+export type BoundedReloadResult =
+  | { ok: true; loaded: LoadedPolicy; generation: number; warnings: PolicyIssue[]; reevaluate: boolean; stats: CompiledStats }
   | { ok: false; issues: PolicyIssue[]; generation: number };
 
 export interface ReloadCounters {
@@ -40,13 +46,24 @@ export interface PolicyManagerOptions {
   reevaluate?: boolean;
   /** File reader (tests; the default reads the file system). */
   read?: ReadFile;
+  /** Directory tree includes must stay in (--policy-root); default the policy file's directory. */
+  root?: string;
+  /** Time and memory bound of loadBounded() (--policy-load-timeout-ms, --policy-load-max-mb). */
+  bounds?: LoadBounds;
 }
+
+/** Defaults of the settings policyLoadTimeoutMs and policyLoadMaxMb. */
+export const DEFAULT_LOAD_BOUNDS: LoadBounds = Object.freeze({ timeoutMs: 60_000, maxHeapMb: 512 });
 
 export class PolicyManager {
   readonly path: string;
   readonly counters: ReloadCounters = { reloadOk: 0, reloadFailed: 0, lastAttemptMs: 0, lastLoadDurationMs: 0 };
   reevaluate: boolean;
   private readonly read: ReadFile | undefined;
+  private readonly root: string | undefined;
+  private readonly bounds: LoadBounds;
+  /** The bounded load in progress (loads run one at a time, in order). */
+  private queue: Promise<unknown> = Promise.resolve();
   private currentPolicy: CompiledPolicy | null = null;
   private loadedValue: LoadedPolicy | null = null;
   private lastIssues: PolicyIssue[] = [];
@@ -57,6 +74,8 @@ export class PolicyManager {
     this.path = path;
     this.reevaluate = opts.reevaluate ?? false;
     this.read = opts.read;
+    this.root = opts.root;
+    this.bounds = opts.bounds ?? DEFAULT_LOAD_BOUNDS;
   }
 
   /** The policy in force (null before the first successful load). */
@@ -83,7 +102,7 @@ export class PolicyManager {
   load(): ReloadResult {
     const t0 = performance.now();
     this.counters.lastAttemptMs = t0;
-    const loaded = this.read === undefined ? loadPolicy(this.path) : loadPolicy(this.path, this.read);
+    const loaded = loadPolicy(this.path, this.read, this.root === undefined ? {} : { root: this.root });
     this.lastAttemptFiles = loaded.files;
     let result: ReloadResult;
     if (!loaded.ok) {
@@ -108,6 +127,45 @@ export class PolicyManager {
       this.lastIssues = result.issues;
     }
     return result;
+  }
+
+  /**
+   * Loads, validates and trial-compiles the policy in a worker thread within the time and memory bounds
+   * (bounded-load.ts), off the main and data-plane threads; on success its LoadedPolicy becomes current (`current`,
+   * the main-thread CompiledPolicy, is then null: the data-plane workers compile their own). Never rejects; loads
+   * are serialized.
+   */
+  loadBounded(): Promise<BoundedReloadResult> {
+    const run = async (): Promise<BoundedReloadResult> => {
+      const t0 = performance.now();
+      this.counters.lastAttemptMs = t0;
+      const r = await loadPolicyBounded({ path: this.path, root: this.root ?? '' }, this.bounds);
+      this.lastAttemptFiles = r.files;
+      this.counters.lastLoadDurationMs = performance.now() - t0;
+      if (!r.ok) {
+        this.counters.reloadFailed++;
+        this.lastIssues = r.issues;
+        return { ok: false, issues: r.issues, generation: this.gen };
+      }
+      this.gen++;
+      this.currentPolicy = null;
+      this.loadedValue = r.policy;
+      this.counters.reloadOk++;
+      this.lastIssues = [];
+      return { ok: true, loaded: r.policy, generation: this.gen, warnings: r.issues.filter((i) => !hasErrors([i])), reevaluate: this.reevaluate, stats: r.stats };
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next;
+    return next;
+  }
+
+  /** watch(), with each reload done by loadBounded(). */
+  watchBounded(onReload: (r: BoundedReloadResult) => void, debounceMs: number = RELOAD_DEBOUNCE_MS): () => void {
+    return watchFiles(
+      () => this.files(),
+      () => void this.loadBounded().then(onReload),
+      debounceMs,
+    );
   }
 
   /** Files to watch: those of the policy in force and those the last attempt read or looked for. */

@@ -4,7 +4,7 @@
  * appliance in test/dataplane/appliance.test.ts.)
  */
 import t from 'tap';
-import { evaluateHealth, startAdminServer, type HealthSources } from '../../src/admin/server.js';
+import { evaluateHealth, startHealthServer, startStatsServer, type HealthSources } from '../../src/admin/server.js';
 import type { Supervisor } from '../../src/dataplane/supervisor.js';
 import type { SelfTest } from '../../src/admin/self-test.js';
 
@@ -27,18 +27,26 @@ t.test('healthy only when every worker runs and passed its self-test recently', 
   t.match(evaluateHealth(sources({ alive: [true], lastOk: [now], policy: false })).reasons, ['no policy loaded']);
 });
 
-t.test('the admin server answers 503 with reasons, serves Prometheus text, and 404s unknown paths', async (t) => {
-  const server = await startAdminServer('127.0.0.1', 0, sources({ alive: [true], lastOk: [0] }));
-  t.teardown(() => server.close());
-  const addr = server.address() as { port: number };
-  const base = `http://127.0.0.1:${addr.port}`;
-  const h = await fetch(`${base}/healthz`);
-  t.equal(h.status, 503);
-  t.match(await h.json(), { status: 'unhealthy', reasons: [/self-test/] });
-  const m = await fetch(`${base}/metrics`);
+const LIMITS = { headersTimeoutMs: 1000, requestTimeoutMs: 1000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 5000, maxConnections: 16 };
+
+t.test('the health listener answers 503 with reasons and 404s everything else; the stats listener serves Prometheus text', async (t) => {
+  const h = sources({ alive: [true], lastOk: [0] });
+  const health = await startHealthServer('127.0.0.1', 0, LIMITS, h);
+  const stats = await startStatsServer('127.0.0.1', 0, LIMITS, '', h);
+  t.teardown(() => {
+    health.close();
+    stats.close();
+  });
+  const base = `http://127.0.0.1:${(health.server.address() as { port: number }).port}`;
+  const statsBase = `http://127.0.0.1:${(stats.server.address() as { port: number }).port}`;
+  const r = await fetch(`${base}/healthz`);
+  t.equal(r.status, 503);
+  t.match(await r.json(), { status: 'unhealthy', reasons: [/self-test/] });
+  const m = await fetch(`${statsBase}/metrics`);
   const text = await m.text();
   t.match(text, /gwlb_inspector_rx_packets 5/);
   t.match(text, /gwlb_inspector_drops\{reason="geneve_too_short"\} 2/);
+  t.equal((await fetch(`${base}/metrics`)).status, 404);
   t.equal((await fetch(`${base}/nope`)).status, 404);
   t.equal((await fetch(`${base}/healthz`, { method: 'POST', body: 'x' })).status, 405);
 });

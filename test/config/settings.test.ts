@@ -113,3 +113,16 @@ t.test('bounds that together exceed the memory budget are refused with each part
   t.throws(() => resolveSettings({ workers: '2' }, {}, 256 * 1024 * 1024), { message: /^settings need up to / }, 'a 256 MiB container cannot take the defaults');
   t.ok(resolveSettings({ workers: '2', maxFlows: '100000', maxHeldBytes: String(8 * 1024 * 1024), socketBufferBytes: String(1024 * 1024) }, {}, 256 * 1024 * 1024), 'but smaller bounds fit it');
 });
+
+t.test('admin listeners: stats default to loopback on another port; cross-setting rules are enforced', async (t) => {
+  const s = resolveSettings({}, {});
+  t.equal(s.adminListen, '0.0.0.0:8080', 'the health port GWLB configs point at is unchanged');
+  t.equal(s.statsListen, '127.0.0.1:9090');
+  t.equal(s.statsToken, '');
+  t.throws(() => resolveSettings({ statsListen: '127.0.0.1:8080' }, {}), /--stats-listen: must use another port/);
+  t.throws(() => resolveSettings({ adminHeadersTimeoutMs: '5000', adminRequestTimeoutMs: '1000' }, {}), /--admin-request-timeout-ms: must be ≥/);
+  t.throws(() => resolveSettings({ adminMaxConnections: '0' }, {}), /--admin-max-connections/);
+  t.throws(() => resolveSettings({}, { GWLB_INSPECTOR_STATS_TOKEN: 'short' }), /GWLB_INSPECTOR_STATS_TOKEN: at least 16/);
+  t.throws(() => resolveSettings({ statsTokenFile: '/x' }, { GWLB_INSPECTOR_STATS_TOKEN: 'a'.repeat(20) }), /not both/);
+  t.throws(() => resolveSettings({ adminListen: '127.0.0.1:70000' }, {}), /port above 65535/);
+});

@@ -75,7 +75,7 @@ function send(sender: number, datagram: Buffer): Promise<void> {
 }
 
 async function stats(): Promise<Record<string, unknown>> {
-  return (await getJson(`${app.adminUrl}/stats`)).body;
+  return (await getJson(`${app.statsUrl}/stats`)).body;
 }
 
 function drops(s: Record<string, unknown>): Record<string, number> {

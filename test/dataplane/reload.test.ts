@@ -42,9 +42,9 @@ async function scenario(t: Tap.Test, reevaluate: boolean): Promise<{ oldFlowAfte
     return seen.has(d.toString('hex'));
   };
   t.equal(await passes(dgram(40001, 1)), false, 'the rule drops the flow');
-  const gen0 = ((await getJson(`${app.adminUrl}/stats`)).body['policy'] as { generation: number }).generation;
+  const gen0 = ((await getJson(`${app.statsUrl}/stats`)).body['policy'] as { generation: number }).generation;
   writeFileSync(policy, PASS_ALL);
-  await waitFor(async () => ((await getJson(`${app.adminUrl}/stats`)).body['workers'] as { policy_generation: number }[]).every((w) => w.policy_generation > gen0), 5000, 'reload applied');
+  await waitFor(async () => ((await getJson(`${app.statsUrl}/stats`)).body['workers'] as { policy_generation: number }[]).every((w) => w.policy_generation > gen0), 30_000, 'reload applied (the load runs in a worker thread)');
   return { oldFlowAfter: await passes(dgram(40001, 2)), newFlowAfter: await passes(dgram(40002, 3)) };
 }
 

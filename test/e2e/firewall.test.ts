@@ -125,7 +125,7 @@ if (problems.length > 0) {
   });
 
   const stats = async (): Promise<ApplianceStats> => {
-    const r = await L().fetchInGateway(`${A().adminUrl}/stats`);
+    const r = await L().fetchInGateway(`${A().statsUrl}/stats`);
     if (r.status !== 200) throw new Error(`/stats answered ${r.status} ${r.error ?? r.body}`);
     return JSON.parse(r.body) as ApplianceStats;
   };

@@ -12,21 +12,29 @@ export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.u
 export interface Appliance {
   proc: ChildProcess;
   pid: number;
+  /** Health listener (/healthz). */
   adminUrl: string;
+  /** Stats listener (/stats, /metrics). */
+  statsUrl: string;
   /** Operational log lines (JSON) seen so far on stderr. */
   logs: Record<string, unknown>[];
   stdout: string[];
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Unless the caller chooses a stats listener, it gets an ephemeral loopback port: the default 127.0.0.1:9090 would
+ * collide between test files running in parallel.
+ */
 export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Appliance> {
-  const proc = spawn(process.execPath, [CLI, 'run', ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const statsArgs = args.includes('--stats-listen') || env['GWLB_INSPECTOR_STATS_LISTEN'] !== undefined ? [] : ['--stats-listen', '127.0.0.1:0'];
+  const proc = spawn(process.execPath, [CLI, 'run', ...statsArgs, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   const stdout: string[] = [];
   let errBuf = '';
   let outBuf = '';
-  let startedResolve: (admin: string) => void = () => undefined;
-  const started = new Promise<string>((resolve) => (startedResolve = resolve));
+  let startedResolve: (addrs: { admin: string; stats: string }) => void = () => undefined;
+  const started = new Promise<{ admin: string; stats: string }>((resolve) => (startedResolve = resolve));
   proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     errBuf += chunk;
     let nl;
@@ -36,7 +44,7 @@ export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}
       try {
         const rec = JSON.parse(line) as Record<string, unknown>;
         logs.push(rec);
-        if (rec['msg'] === 'started') startedResolve(String(rec['admin']));
+        if (rec['msg'] === 'started') startedResolve({ admin: String(rec['admin']), stats: String(rec['stats']) });
       } catch {
         logs.push({ raw: line });
       }
@@ -58,7 +66,8 @@ export async function startAppliance(args: string[], env: NodeJS.ProcessEnv = {}
   return {
     proc,
     pid: proc.pid as number,
-    adminUrl: `http://${first}`,
+    adminUrl: `http://${first.admin}`,
+    statsUrl: `http://${first.stats}`,
     logs,
     stdout,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

@@ -13,7 +13,7 @@ const files = ['policies/default.yaml', ...readdirSync(`${repo}policies/examples
 t.test('every shipped policy is valid, without warnings, and references the JSON schema', async (t) => {
   t.chdir(repo);
   for (const f of files) {
-    const r = loadPolicy(f);
+    const r = loadPolicy(f, undefined, { root: repo });
     t.same(r.issues.map(formatIssue), [], f);
     t.ok(r.ok && compilePolicy(r.policy).ok, `${f} compiles`);
     if (r.ok) {
@@ -25,7 +25,7 @@ t.test('every shipped policy is valid, without warnings, and references the JSON
 
 t.test('the default policy passes everything', async (t) => {
   t.chdir(repo);
-  const r = loadPolicy('policies/default.yaml');
+  const r = loadPolicy('policies/default.yaml', undefined, { root: repo });
   const c = r.ok ? compilePolicy(r.policy) : undefined;
   if (c === undefined || !c.ok) throw new Error('invalid');
   const h = new Harness(c.policy);
@@ -42,7 +42,7 @@ t.test('the default policy passes everything', async (t) => {
 t.test('the examples do what their comments say', async (t) => {
   t.chdir(repo);
   const stage = (f: string): Harness => {
-    const r = loadPolicy(f);
+    const r = loadPolicy(f, undefined, { root: repo });
     const c = r.ok ? compilePolicy(r.policy) : undefined;
     if (c === undefined || !c.ok) throw new Error(`${f} invalid`);
     return new Harness(c.policy);

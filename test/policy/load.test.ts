@@ -57,7 +57,7 @@ rules:
 t.test('includes are resolved relative to the including file and spliced in order', async (t) => {
   const dir = t.testdir(FILES);
   const root = join(dir, 'policies/main.yaml');
-  const r = loadPolicy(root);
+  const r = loadPolicy(root, undefined, { root: dir });
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   const def = r.policy.scopes[0]!;
   t.same(def.rules.map((x) => x.rule.name), ['first', 'web', 'more', 'last']);
@@ -80,7 +80,7 @@ t.test('includes are resolved relative to the including file and spliced in orde
 
 t.test('the loaded policy is plain data: it survives structuredClone and recompiles from its own sources', async (t) => {
   const dir = t.testdir(FILES);
-  const r = loadPolicy(join(dir, 'policies/main.yaml'));
+  const r = loadPolicy(join(dir, 'policies/main.yaml'), undefined, { root: dir });
   if (!r.ok) throw new Error('invalid');
   const copy = structuredClone(r.policy);
   const c = compilePolicy(copy);
@@ -127,7 +127,7 @@ rules:
 
 t.test('scope lookup by endpoint id halves', async (t) => {
   const dir = t.testdir(FILES);
-  const r = loadPolicy(join(dir, 'policies/main.yaml'));
+  const r = loadPolicy(join(dir, 'policies/main.yaml'), undefined, { root: dir });
   const c = r.ok ? compilePolicy(r.policy) : undefined;
   if (c === undefined || !c.ok) throw new Error('invalid');
   t.equal(c.policy.scopeFor(true, 0xa1b2c3d4, 0xe5f60718), 1);

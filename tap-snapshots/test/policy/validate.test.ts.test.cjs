@@ -12,12 +12,13 @@ bad.yaml:2:17 default_action: the action must be pass, drop, reject or alert; go
 bad.yaml: invalid (1 error)
 missing.yaml (document): cannot read the policy file: no such file
 missing.yaml: invalid (1 error)
-Usage: gwlb-inspector validate [--json] FILE...
+Usage: gwlb-inspector validate [--json] [--policy-root DIR] FILE...
 
 Checks policy files (and the rule-set files they include) and prints every problem as
   file:line:column path: message
 Exit status: 0 all valid, 1 some file invalid, 2 usage error.
-  --json   one JSON object per problem (code, severity, file, line, col, path, message)
+  --json               one JSON object per problem (code, severity, file, line, col, path, message)
+  --policy-root DIR    includes must stay inside DIR (default: each policy file's own directory)
 `
 
 exports[`test/policy/validate.test.ts > TAP > validator messages > an empty file > an empty file 1`] = `
