@@ -49,7 +49,11 @@ t.test('out-of-range settings exit 2 with one line naming the flag or variable, 
   for (const [args, env, line] of cases) {
     const r = cli(['run', ...safe, ...args], env);
     t.equal(r.code, 2, `${args.join(' ') || JSON.stringify(env)}: exit 2`);
-    t.equal(r.err, line + '\n', `${args.join(' ') || JSON.stringify(env)}: exactly one line`);
+    // The message for people, then the one structured start_failed line (step settings) for log pipelines.
+    const [human, structured, ...rest] = r.err.split('\n');
+    t.equal(human, line, `${args.join(' ') || JSON.stringify(env)}: the message names the setting, the range and the unit`);
+    t.match(JSON.parse(structured ?? '{}'), { msg: 'start_failed', step: 'settings', reason: line });
+    t.same(rest, [''], 'nothing else');
     t.notMatch(r.err, /"msg":"started"/);
   }
 });
@@ -63,7 +67,7 @@ t.test('bounds that together exceed this machine\'s memory are refused at start 
   }
   const r = cli(['run', '--listen', '127.0.0.1', '--port', '1', '--admin-listen', '127.0.0.1:0', ...args]);
   t.equal(r.code, 2);
-  t.match(r.err, /^settings need up to 1\d\d\.\d GiB in the worst case \(flow tables [\d.]+ GiB, held packets 64 GiB = --max-held-bytes × --workers, fragments [\d.]+ MiB, socket buffers 64 GiB, packet slots [\d.]+ MiB\) but 80 % of this machine's memory is [\d.]+ [GM]iB: lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers\n$/);
+  t.match(r.err, /^settings need up to 1\d\d\.\d GiB in the worst case \(flow tables [\d.]+ GiB, held packets 64 GiB = --max-held-bytes × --workers, fragments [\d.]+ MiB, socket buffers 64 GiB, packet slots [\d.]+ MiB\) but 80 % of this machine's memory is [\d.]+ [GM]iB: lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers\n\{"time":"[^"]+","level":"error","msg":"start_failed","step":"settings",[^\n]*\}\n$/);
 });
 
 t.test('an invalid policy at start is reported as file:line:column and the appliance does not start', async (t) => {
