@@ -1,12 +1,18 @@
 /**
  * The firewall: first stage of the service chain (DESIGN.md §3).
  *
- *   packet ─> TCP tracker (exception policies) ─> flow has a verdict? ── yes ─> pass/alert: CONTINUE
+ *   packet ─> TCP tracker (exception policies) ─> flow has a verdict? ── yes ─> pass/alert: CONTINUE (an HTTP
+ *                                                      │                       connection passed by a name: its
+ *                                                      │                       client bytes are read, every request's
+ *                                                      │                       Host checked; refused: reject)
  *                                                      │                       drop/reject: VERDICT (cached)
  *                                                      no
- *                                                      ├─ waiting for a server name? ─> buffer client bytes, HOLD
+ *                                                      ├─ name slot? ─> read client bytes in order from ISN+1, HOLD
  *                                                      └─ evaluate: scope by endpoint id ─> first matching rule
- *                                                           ├─ needs SNI/Host ─> wait for the client's first bytes
+ *                                                           ├─ no known flow (mid-stream): own reading only;
+ *                                                           │    allowed: cached; denied: dropped, nothing cached
+ *                                                           ├─ needs SNI/Host: handshake passes (no slot); the
+ *                                                           │    client's first byte takes a slot
  *                                                           └─ rule action, or the scope's default
  *
  * Verdicts are per flow: the first packet is evaluated and the decision stored in the flow table
