@@ -276,8 +276,9 @@ export class FirewallStage implements Stage {
         case TCP_EVENT.CLOSED:
           flows.setTcpState(flow, tstate);
           flows.markClosed(flow);
-          // Nothing more to read on this connection (a held flow keeps its slot until decided).
-          if (this.isReading(flow)) this.releasePending(flow);
+          // Nothing more to read on this connection (a held flow keeps its slot until decided; data on the FIN
+          // itself is still read).
+          if (pkt.payloadLength === 0 && this.isReading(flow)) this.releasePending(flow);
           break;
         case TCP_EVENT.MIDSTREAM_PICKUP:
           this.counters.midstreamPickups++;
@@ -339,7 +340,9 @@ export class FirewallStage implements Stage {
       if (fromCli && this.startKnown(flow) && ((pkt.tcpSeq + 1) >>> 0) !== this.flowStart[flow]) return this.streamAnomaly(ctx, null);
       return -1;
     }
-    if (!fromCli && this.startKnown(flow) && pkt.tcpAck >>> 0 !== this.flowStart[flow]) return this.streamAnomaly(ctx, null);
+    // The SYN-ACK acknowledges ISN+1, or more when it accepts data carried on the SYN (TCP Fast Open, RFC 7413).
+    const acked = (pkt.tcpAck - (this.flowStart[flow] as number)) | 0;
+    if (!fromCli && this.startKnown(flow) && (acked < 0 || acked > this.policy.settings.namesMaxBytes)) return this.streamAnomaly(ctx, null);
     return -1;
   }
 

@@ -143,8 +143,14 @@ t.test('through the stage: data before ISN+1 is an anomaly; names.on_anomaly dec
   }
   const h = Harness.from(POLICY());
   h.send({ flow: 1, src: CLIENT, dst: SERVER, sport: 1, dport: 80, flags: 0x02, seq: 1000 });
-  const synack = h.send({ flow: 1, dir: 1, src: SERVER, dst: CLIENT, sport: 80, dport: 1, flags: 0x12, seq: 5000, ack: 7777 });
+  const synack = h.send({ flow: 1, dir: 1, src: SERVER, dst: CLIENT, sport: 80, dport: 1, flags: 0x12, seq: 5000, ack: 0x80000000 });
   t.match(synack, { result: STAGE_RESULT.VERDICT, reason: REASON.STREAM_ANOMALY }, 'a SYN-ACK acknowledging another ISN');
+  const tfo = Harness.from(POLICY());
+  tfo.send({ flow: 1, src: CLIENT, dst: SERVER, sport: 1, dport: 80, flags: 0x02, seq: 1000 });
+  t.match(tfo.send({ flow: 1, dir: 1, src: SERVER, dst: CLIENT, sport: 80, dport: 1, flags: 0x12, seq: 5000, ack: 1001 + 40 }), { result: STAGE_RESULT.CONTINUE }, 'a SYN-ACK accepting data carried on the SYN (TCP Fast Open) is fine');
+  const again = Harness.from(POLICY());
+  again.send({ flow: 1, src: CLIENT, dst: SERVER, sport: 1, dport: 80, flags: 0x02, seq: 1000 });
+  t.match(again.send({ flow: 1, src: CLIENT, dst: SERVER, sport: 1, dport: 80, flags: 0x02, seq: 90000 }), { result: STAGE_RESULT.VERDICT, reason: REASON.STREAM_ANOMALY }, 'a second SYN with another ISN');
 });
 
 t.test('a flow picked up mid-stream cannot be allowed by a name rule: names.on_unknown', async (t) => {
