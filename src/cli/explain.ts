@@ -29,7 +29,9 @@ earlier rules that did not match (with the first condition that failed).
   --host NAME          the HTTP Host the client sends
   --icmp-type N        ICMP/ICMPv6 type (default 8, echo request)
   --icmp-code N        ICMP/ICMPv6 code (default 0)
-  --flags LIST         TCP flags of the first packet, e.g. SYN or ACK,PSH (default SYN)
+  --flags LIST         TCP flags of the first packet, e.g. SYN or ACK,PSH (default SYN; ACK with --midstream)
+  --midstream          a TCP packet of a flow the appliance never saw open (failover, expired flow):
+                       judged in its own reading only; name rules get settings.names.on_unknown
   --fragment first|later
                        judge an IP fragment of a datagram of this flow: the first fragment (offset 0)
                        is judged by the rules; a later one follows the first fragment's verdict
@@ -124,6 +126,7 @@ export function parseExplainArgs(args: string[]): { policy: string; policyRoot: 
       'icmp-code': { type: 'string' },
       flags: { type: 'string' },
       fragment: { type: 'string' },
+      midstream: { type: 'boolean' },
       json: { type: 'boolean' },
     },
   });
@@ -156,6 +159,7 @@ export function parseExplainArgs(args: string[]): { policy: string; policyRoot: 
   if (values.endpoint !== undefined) input.endpoint = values.endpoint;
   if (values.sni !== undefined) input.sni = values.sni;
   if (values.host !== undefined) input.host = values.host;
+  if (values.midstream === true) input.midstream = true;
   const it = num(values['icmp-type'], '--icmp-type', 255);
   const ic = num(values['icmp-code'], '--icmp-code', 255);
   if (it !== undefined) input.icmpType = it;
@@ -194,6 +198,7 @@ export function formatExplanation(policy: string, input: ExplainInput, e: Explan
   if (input.sni !== undefined) flow += `  sni ${input.sni}`;
   if (input.host !== undefined) flow += `  host ${input.host}`;
   if (input.endpoint !== undefined) flow += `  via ${input.endpoint}`;
+  if (input.midstream === true) flow += '  (mid-stream: no SYN seen)';
   lines.push(`${pad('policy')}${policy}`);
   lines.push(`${pad('flow')}${flow}`);
   lines.push(`${pad('scope')}${e.scope.name} — ${e.scope.why}`);
@@ -203,10 +208,16 @@ export function formatExplanation(policy: string, input: ExplainInput, e: Explan
     lines.push(`${pad('decision')}${action} by the default action of scope "${e.scope.name}" (${e.scope.origin.file}:${e.scope.origin.line}:${e.scope.origin.col})`);
   } else {
     const where = `#${d.rule.position} in scope "${e.scope.name}", ${d.rule.file}:${d.rule.line}:${d.rule.col}`;
-    const how = d.by === 'unreadable_name' ? `because rule "${d.rule.name}" needs a server name and none is readable` : `by rule "${d.rule.name}"`;
+    const how =
+      d.by === 'unreadable_name'
+        ? `because rule "${d.rule.name}" needs a server name and none is readable`
+        : d.by === 'unknown_name'
+          ? `because rule "${d.rule.name}" needs a server name and a mid-stream flow has none`
+          : `by rule "${d.rule.name}"`;
     lines.push(`${pad('decision')}${action} ${how} (${where})`);
   }
   e.because.forEach((b, i) => lines.push(`${pad(i === 0 ? 'because' : '')}${b}`));
+  if (e.midstream !== undefined) lines.push(`${pad('midstream')}packet ${e.midstream.packet.toUpperCase()}, ${e.midstream.establishes ? 'flow established' : 'nothing cached'}: ${e.midstream.why}`);
   e.earlier.forEach((x, i) => lines.push(`${pad(i === 0 ? 'skipped' : '')}#${x.rule.position} ${x.rule.name} (${x.rule.file}:${x.rule.line}:${x.rule.col}): ${x.failed}`));
   for (const n of e.notes) lines.push(`${pad('note')}${n}`);
   if (fragment !== undefined) {

@@ -4,7 +4,7 @@
  * which of the two it was, because rules match `sni`, `http_host` or either (`domain`).
  */
 import { NAME_RESULT, type NameResult } from './client-name-result.js';
-import { looksLikeHttp, parseHttpHost } from './http-host.js';
+import { createHttpHead, looksLikeHttp, parseHttpHost, type HttpHead } from './http-host.js';
 import { parseTlsClientHello, TLS_CONTENT_HANDSHAKE, type NameOut } from './tls-sni.js';
 
 export const NAME_SOURCE = { NONE: 0, TLS: 1, HTTP: 2 } as const;
@@ -12,10 +12,12 @@ export type NameSource = (typeof NAME_SOURCE)[keyof typeof NAME_SOURCE];
 
 export interface ClientNameOut extends NameOut {
   source: NameSource;
+  /** For HTTP: the request head's length and body framing (for reading the requests that follow). */
+  head: HttpHead;
 }
 
 export function createClientNameOut(): ClientNameOut {
-  return { name: '', source: NAME_SOURCE.NONE };
+  return { name: '', source: NAME_SOURCE.NONE, head: createHttpHead() };
 }
 
 /** Reads buf[off, off+len); `scratch` (the byte budget) holds TLS handshake bytes spread over several records. */
@@ -30,7 +32,7 @@ export function readClientName(buf: Uint8Array, off: number, len: number, scratc
   if (h === NAME_RESULT.NOT_THIS_PROTOCOL) return NAME_RESULT.NOT_THIS_PROTOCOL;
   out.source = NAME_SOURCE.HTTP;
   if (h === NAME_RESULT.NEED_MORE) return NAME_RESULT.NEED_MORE;
-  return parseHttpHost(buf, off, len, out);
+  return parseHttpHost(buf, off, len, out, out.head);
 }
 
 export { NAME_RESULT, type NameResult };

@@ -8,7 +8,7 @@
 import { parseEndpointId } from '../geneve/codec.js';
 import { formatIp, tryParseIp } from '../packet/address.js';
 import { IP_PROTO } from '../packet/types.js';
-import { DIRECTION_MODE, NAME_KIND, UNREADABLE_NEXT_RULE, type CompiledPolicy, type CompiledRule, type CompiledScope } from '../policy/compile.js';
+import { DIRECTION_MODE, EXCEPTION, NAME_KIND, UNREADABLE_NEXT_RULE, type CompiledPolicy, type CompiledRule, type CompiledScope } from '../policy/compile.js';
 import type { Origin } from '../policy/load.js';
 import type { ActionName } from '../policy/schema.js';
 import { normalizeDomain, protocolName, TCP_FLAG_BITS } from '../policy/values.js';
@@ -34,6 +34,11 @@ export interface ExplainInput {
   sni?: string;
   /** HTTP Host the client sends. */
   host?: string;
+  /**
+   * A TCP packet of a flow the appliance has not seen open (no SYN: a GWLB failover, an expired or evicted flow):
+   * judged in its own reading (src = its sender = the client), name rules get names.on_unknown.
+   */
+  midstream?: boolean;
 }
 
 export interface RuleRef {
@@ -48,7 +53,9 @@ export interface RuleRef {
 
 export interface Explanation {
   scope: { index: number; name: string; why: string; origin: Origin };
-  decision: { action: ActionName; by: 'rule' | 'default' | 'unreadable_name'; rule: RuleRef | null };
+  decision: { action: ActionName; by: 'rule' | 'default' | 'unreadable_name' | 'unknown_name'; rule: RuleRef | null };
+  /** For a mid-stream packet: what happens to it and to its flow. */
+  midstream?: { pickup: boolean; packet: ActionName; establishes: boolean; why: string };
   /** Conditions of the deciding rule that held (or why the default applies). */
   because: string[];
   /** Rules before the deciding one, each with the first condition that did not hold. */
@@ -97,7 +104,12 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
   if (dst === undefined) throw new ExplainInputError(`destination "${input.dst}" is not an IP address`);
   const isTcp = input.proto === IP_PROTO.TCP;
   const isIcmp = input.proto === IP_PROTO.ICMP || input.proto === IP_PROTO.ICMPV6;
-  const flags = input.tcpFlags ?? (isTcp ? TCP_FLAG_BITS.SYN! : 0);
+  const midstream = input.midstream === true;
+  if (midstream && !isTcp) throw new ExplainInputError('--midstream describes a TCP packet (proto tcp)');
+  if (midstream && (input.sni !== undefined || input.host !== undefined)) {
+    throw new ExplainInputError('a flow picked up mid-stream has no known start, so no name is read: drop --sni/--host');
+  }
+  const flags = input.tcpFlags ?? (isTcp ? (midstream ? TCP_FLAG_BITS.ACK! : TCP_FLAG_BITS.SYN!) : 0);
   const icmpType = isIcmp ? (input.icmpType ?? 8) : -1;
   const icmpCode = isIcmp ? (input.icmpCode ?? 0) : -1;
   const notes: string[] = [];
@@ -133,6 +145,12 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
     }
     if (rule.nameKind !== NAME_KIND.NONE) {
       const field = rule.nameKind === NAME_KIND.SNI ? 'sni' : rule.nameKind === NAME_KIND.HOST ? 'http_host' : 'domain';
+      if (midstream) {
+        const action = ACTION_NAMES[policy.settings.onUnknown] as ActionName;
+        decision = { action, by: 'unknown_name', rule: ref(rule) };
+        because = [...r.held, `${field}: the rule needs the server name; a flow picked up mid-stream has no known start, so settings.names.on_unknown applies: ${action}`];
+        break;
+      }
       if (name === undefined) {
         if (unreadableNext) {
           earlier.push({ rule: ref(rule), failed: `${field}: no server name given (--sni/--host), and settings.names.on_unreadable is next_rule` });
@@ -180,18 +198,45 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
   f.tcpFlags = flags;
   f.icmpType = icmpType;
   f.icmpCode = icmpCode;
-  f.nameMode = name !== undefined ? NAME_MODE.KNOWN : unreadableNext ? NAME_MODE.UNREADABLE_NEXT : NAME_MODE.UNREADABLE_STOP;
+  f.nameMode = midstream ? NAME_MODE.UNREADABLE_STOP : name !== undefined ? NAME_MODE.KNOWN : unreadableNext ? NAME_MODE.UNREADABLE_NEXT : NAME_MODE.UNREADABLE_STOP;
   f.name = name === undefined ? '' : normalizeDomain(name);
   f.nameSource = nameSource;
   const term = firstMatch(policy, scope, view, 0, f);
   const fastRule = term < 0 ? -1 : (scope.termRule[term] as number);
-  const fastPathAgrees = fastRule === (decision.rule?.id ?? -1) && (term < 0 || f.stoppedForName === (decision.by === 'unreadable_name'));
+  const fastPathAgrees = fastRule === (decision.rule?.id ?? -1) && (term < 0 || f.stoppedForName === (decision.by === 'unreadable_name' || decision.by === 'unknown_name'));
 
-  if (isTcp && flags === TCP_FLAG_BITS.SYN) notes.push('evaluated as a new connection (first packet SYN); rules are evaluated once per flow and the verdict covers both directions');
+  let ms: Explanation['midstream'];
+  if (midstream) {
+    const s = policy.settings;
+    if (!s.midstreamPickup) {
+      const reset = s.onMidstream === EXCEPTION.REJECT_FLOW;
+      ms = {
+        pickup: false,
+        packet: reset ? 'reject' : 'drop',
+        establishes: false,
+        why: `settings.tcp.midstream_pickup is false: every TCP packet without a known flow gets settings.tcp.on_midstream (${reset ? 'reject_flow: reset' : s.onMidstream === EXCEPTION.DROP_FLOW ? 'drop_flow' : 'drop_packet'}); the rules are not consulted`,
+      };
+    } else if (decision.action === 'pass' || decision.action === 'alert') {
+      ms = { pickup: true, packet: decision.action, establishes: true, why: 'allowed in its own reading (src = its sender, taken as the client): the flow is established and its verdict cached for both directions' };
+    } else {
+      const reset = decision.by === 'unknown_name' && decision.action === 'reject';
+      ms = {
+        pickup: true,
+        packet: reset ? 'reject' : 'drop',
+        establishes: false,
+        why: `denied in its own reading (src = its sender): this packet is ${reset ? 'reset' : 'dropped'} and nothing is cached, so the other side's packet is judged in its own reading in turn (the reverse reading is never tried for this packet)`,
+      };
+    }
+    notes.push('judged as a packet without a known flow (--midstream): no SYN was seen, so its sender is taken as the client');
+  }
+
+  if (isTcp && !midstream && flags === TCP_FLAG_BITS.SYN) notes.push('evaluated as a new connection (first packet SYN); rules are evaluated once per flow and the verdict covers both directions');
   if (name === undefined && scope.ruleIds.some((id) => (policy.rules[id] as CompiledRule).nameKind !== NAME_KIND.NONE) && decision.by !== 'unreadable_name' && isTcp) {
     notes.push('some rules of this scope match server names; add --sni or --host to include them');
   }
-  return { scope: { index: scopeIdx, name: scope.name, why, origin: scope.origin }, decision, because, earlier, notes, fastPathAgrees };
+  const e: Explanation = { scope: { index: scopeIdx, name: scope.name, why, origin: scope.origin }, decision, because, earlier, notes, fastPathAgrees };
+  if (ms !== undefined) e.midstream = ms;
+  return e;
 }
 
 /** Address/port/protocol/ICMP/flags conditions of one rule, in every reading its direction allows. */

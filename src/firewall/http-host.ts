@@ -56,8 +56,47 @@ export function looksLikeHttp(buf: Uint8Array, off: number, len: number): NameRe
   return len > MAX_METHOD_BYTES ? NAME_RESULT.NOT_THIS_PROTOCOL : NAME_RESULT.NEED_MORE;
 }
 
-/** Parses the request head in buf[off, off + len); FOUND sets out.name (lower case, no port, no trailing dot). */
-export function parseHttpHost(buf: Uint8Array, off: number, len: number, out: NameOut): NameResult {
+/** How the request whose head was parsed is framed (RFC 9112 §6), so a reader can find the next request. */
+export const HTTP_BODY = {
+  /** No body: the next request starts right after the head. */
+  NONE: 0,
+  /** Content-Length bytes follow. */
+  LENGTH: 1,
+  /** Transfer-Encoding: chunked. */
+  CHUNKED: 2,
+} as const;
+
+export interface HttpHead {
+  /** Bytes of the head, empty line included (set when the head is complete). */
+  headBytes: number;
+  body: number;
+  /** Content-Length when body is LENGTH. */
+  bodyBytes: number;
+  /** CONNECT, or an Upgrade header field: what follows on the connection may not be HTTP. */
+  opaqueAfter: boolean;
+}
+
+export function createHttpHead(): HttpHead {
+  return { headBytes: 0, body: HTTP_BODY.NONE, bodyBytes: 0, opaqueAfter: false };
+}
+
+/** Longest Content-Length value read, digits (2^53 > 10^15). */
+const MAX_CONTENT_LENGTH_DIGITS = 15;
+const CONTENT_LENGTH = 'content-length';
+const TRANSFER_ENCODING = 'transfer-encoding';
+const UPGRADE = 'upgrade';
+
+/**
+ * Parses the request head in buf[off, off + len); FOUND sets out.name (lower case, no port, no trailing dot).
+ * With `head`, a complete head also reports its length and body framing (ABSENT and FOUND); framing a strict
+ * server refuses is MALFORMED, never guessed: RFC 9112 §6.3: "If a message is received with both a
+ * Transfer-Encoding and a Content-Length header field, the Transfer-Encoding overrides the Content-Length. Such a
+ * message might indicate an attempt to perform request smuggling" (refused here); "If a Transfer-Encoding header
+ * field is present in a request and the chunked transfer coding is not the final encoding, the message body length
+ * cannot be determined reliably; the server MUST respond with the 400 (Bad Request) status code"; an invalid or
+ * repeated Content-Length is refused likewise.
+ */
+export function parseHttpHost(buf: Uint8Array, off: number, len: number, out: NameOut, head?: HttpHead): NameResult {
   const start = looksLikeHttp(buf, off, len);
   if (start !== NAME_RESULT.FOUND) return start;
   const end = off + len;
@@ -89,11 +128,31 @@ export function parseHttpHost(buf: Uint8Array, off: number, len: number, out: Na
   let p = lineEnd + 1;
   let host: string | undefined;
   let hostLines = 0;
+  let contentLength = -1;
+  let chunked = false;
+  let teLines = 0;
+  let upgrade = false;
   for (;;) {
     const le = findLf(buf, p, end);
     if (le < 0) return NAME_RESULT.NEED_MORE;
     const e = trimCr(buf, p, le);
-    if (e === p) break; // empty line: end of the head
+    if (e === p) {
+      // empty line: end of the head
+      if (head !== undefined) {
+        head.headBytes = le + 1 - off;
+        head.opaqueAfter = isConnect || upgrade;
+        head.bodyBytes = 0;
+        head.body = HTTP_BODY.NONE;
+        if (teLines > 0) {
+          if (contentLength >= 0 || !chunked) return NAME_RESULT.MALFORMED;
+          head.body = HTTP_BODY.CHUNKED;
+        } else if (contentLength > 0) {
+          head.body = HTTP_BODY.LENGTH;
+          head.bodyBytes = contentLength;
+        }
+      }
+      break;
+    }
     const c0 = buf[p] as number;
     if (c0 === SP || c0 === HTAB) return NAME_RESULT.MALFORMED; // obs-fold
     const colon = indexOf(buf, p, e, COLON);
@@ -109,6 +168,31 @@ export function parseHttpHost(buf: Uint8Array, off: number, len: number, out: Na
       if (ve > vs) {
         host = authorityHost(buf, vs, ve);
         if (host === undefined) return NAME_RESULT.MALFORMED;
+      }
+    } else if (head !== undefined) {
+      let vs = colon + 1;
+      let ve = e;
+      while (vs < ve && (buf[vs] === SP || buf[vs] === HTAB)) vs++;
+      while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+      if (colon - p === CONTENT_LENGTH.length && equalsCiText(buf, p, CONTENT_LENGTH)) {
+        if (contentLength >= 0 || ve === vs || ve - vs > MAX_CONTENT_LENGTH_DIGITS) return NAME_RESULT.MALFORMED;
+        let v = 0;
+        for (let i = vs; i < ve; i++) {
+          const c = buf[i] as number;
+          if (c < 0x30 || c > 0x39) return NAME_RESULT.MALFORMED;
+          v = v * 10 + (c - 0x30);
+        }
+        contentLength = v;
+      } else if (colon - p === TRANSFER_ENCODING.length && equalsCiText(buf, p, TRANSFER_ENCODING)) {
+        teLines++;
+        if (teLines > 1) return NAME_RESULT.MALFORMED;
+        // The final coding is the last comma-separated token.
+        let ts = ve;
+        while (ts > vs && buf[ts - 1] !== 0x2c) ts--;
+        while (ts < ve && (buf[ts] === SP || buf[ts] === HTAB)) ts++;
+        chunked = ve - ts === 7 && equalsCiText(buf, ts, 'chunked');
+      } else if (colon - p === UPGRADE.length && equalsCiText(buf, p, UPGRADE)) {
+        upgrade = true;
       }
     }
     p = le + 1;
@@ -190,4 +274,117 @@ function equalsCi(b: Uint8Array, at: number, lower: number[]): boolean {
     if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower[i]) return false;
   }
   return true;
+}
+
+function equalsCiText(b: Uint8Array, at: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = b[at + i] as number;
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Where a chunked body (RFC 9112 §7.1) is: chunk-size line, chunk data, its CRLF, or the trailer section. */
+export const CHUNK_PHASE = { SIZE: 0, EXT: 1, DATA: 2, DATA_CR: 3, DATA_LF: 4, TRAILER: 5, TRAILER_LINE: 6, TRAILER_LF: 7, DONE: 8, BAD: 9 } as const;
+
+/** Longest chunk-size line or trailer line accepted, bytes. */
+export const CHUNK_MAX_LINE_BYTES = 4096;
+/** Largest chunk accepted (16 hex digits would overflow a double's integers). */
+const CHUNK_MAX_BYTES = 2 ** 48;
+
+/**
+ *   chunked-body = *chunk last-chunk trailer-section CRLF
+ *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   last-chunk   = 1*("0") [ chunk-ext ] CRLF                       (RFC 9112 §7.1)
+ * One reused object per reader; bare LF accepted as for the head (RFC 9112 §2.2).
+ */
+export interface ChunkState {
+  phase: number;
+  /** Chunk-size being read, then data bytes left. */
+  size: number;
+  digits: number;
+  lineBytes: number;
+}
+
+export function createChunkState(): ChunkState {
+  return { phase: CHUNK_PHASE.SIZE, size: 0, digits: 0, lineBytes: 0 };
+}
+
+export function resetChunkState(c: ChunkState): void {
+  c.phase = CHUNK_PHASE.SIZE;
+  c.size = 0;
+  c.digits = 0;
+  c.lineBytes = 0;
+}
+
+/** Advances over buf[off, off+len); returns the bytes used (up to the end of the body: phase DONE) or stops at BAD. */
+export function skipChunked(c: ChunkState, buf: Uint8Array, off: number, len: number): number {
+  let i = 0;
+  while (i < len && c.phase !== CHUNK_PHASE.DONE && c.phase !== CHUNK_PHASE.BAD) {
+    if (c.phase === CHUNK_PHASE.DATA) {
+      const n = Math.min(c.size, len - i);
+      c.size -= n;
+      i += n;
+      if (c.size === 0) c.phase = CHUNK_PHASE.DATA_CR;
+      continue;
+    }
+    const b = buf[off + i] as number;
+    i++;
+    switch (c.phase) {
+      case CHUNK_PHASE.SIZE: {
+        const d = hexValue(b);
+        if (d >= 0) {
+          c.size = c.size * 16 + d;
+          c.digits++;
+          if (c.size > CHUNK_MAX_BYTES) c.phase = CHUNK_PHASE.BAD;
+        } else if (c.digits > 0 && (b === 0x3b || b === SP || b === HTAB)) {
+          c.phase = CHUNK_PHASE.EXT;
+        } else if (c.digits > 0 && (b === CR || b === LF)) {
+          c.phase = CHUNK_PHASE.EXT;
+          if (b === LF) endSizeLine(c);
+        } else {
+          c.phase = CHUNK_PHASE.BAD;
+        }
+        break;
+      }
+      case CHUNK_PHASE.EXT:
+        if (b === LF) endSizeLine(c);
+        else if (++c.lineBytes > CHUNK_MAX_LINE_BYTES) c.phase = CHUNK_PHASE.BAD;
+        break;
+      case CHUNK_PHASE.DATA_CR:
+        c.phase = b === CR ? CHUNK_PHASE.DATA_LF : b === LF ? CHUNK_PHASE.SIZE : CHUNK_PHASE.BAD;
+        break;
+      case CHUNK_PHASE.DATA_LF:
+        c.phase = b === LF ? CHUNK_PHASE.SIZE : CHUNK_PHASE.BAD;
+        break;
+      case CHUNK_PHASE.TRAILER:
+        // Start of a trailer line, or of the final empty line.
+        c.lineBytes = 0;
+        c.phase = b === CR ? CHUNK_PHASE.TRAILER_LF : b === LF ? CHUNK_PHASE.DONE : CHUNK_PHASE.TRAILER_LINE;
+        break;
+      case CHUNK_PHASE.TRAILER_LINE:
+        if (b === LF) c.phase = CHUNK_PHASE.TRAILER;
+        else if (++c.lineBytes > CHUNK_MAX_LINE_BYTES) c.phase = CHUNK_PHASE.BAD;
+        break;
+      case CHUNK_PHASE.TRAILER_LF:
+        c.phase = b === LF ? CHUNK_PHASE.DONE : CHUNK_PHASE.BAD;
+        break;
+      default:
+        c.phase = CHUNK_PHASE.BAD;
+    }
+  }
+  return i;
+}
+
+function endSizeLine(c: ChunkState): void {
+  c.lineBytes = 0;
+  c.digits = 0;
+  c.phase = c.size === 0 ? CHUNK_PHASE.TRAILER : CHUNK_PHASE.DATA;
+}
+
+function hexValue(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  if (b >= 0x61 && b <= 0x66) return b - 0x57;
+  if (b >= 0x41 && b <= 0x46) return b - 0x37;
+  return -1;
 }

@@ -25,6 +25,12 @@ export const REASON = {
   TCP_INVALID: 'firewall.tcp_invalid',
   /** TCP flow first seen mid-connection with pickup off: settings.tcp.on_midstream. */
   TCP_MIDSTREAM: 'firewall.tcp_midstream',
+  /** TCP packet without a known flow whose own reading (sender = client) is denied: dropped, nothing cached. */
+  MIDSTREAM_DENIED: 'firewall.midstream_denied',
+  /** A rule needed a name on a flow picked up mid-stream (start unknown): settings.names.on_unknown. */
+  NAME_UNKNOWN: 'firewall.name_unknown',
+  /** The client bytes a name is read from are ambiguous: settings.names.on_anomaly. */
+  STREAM_ANOMALY: 'firewall.stream_anomaly',
 } as const;
 export type Reason = (typeof REASON)[keyof typeof REASON];
 

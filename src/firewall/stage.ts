@@ -1,12 +1,18 @@
 /**
  * The firewall: first stage of the service chain (DESIGN.md §3).
  *
- *   packet ─> TCP tracker (exception policies) ─> flow has a verdict? ── yes ─> pass/alert: CONTINUE
+ *   packet ─> TCP tracker (exception policies) ─> flow has a verdict? ── yes ─> pass/alert: CONTINUE (an HTTP
+ *                                                      │                       connection passed by a name: its
+ *                                                      │                       client bytes are read, every request's
+ *                                                      │                       Host checked; refused: reject)
  *                                                      │                       drop/reject: VERDICT (cached)
  *                                                      no
- *                                                      ├─ waiting for a server name? ─> buffer client bytes, HOLD
+ *                                                      ├─ name slot? ─> read client bytes in order from ISN+1, HOLD
  *                                                      └─ evaluate: scope by endpoint id ─> first matching rule
- *                                                           ├─ needs SNI/Host ─> wait for the client's first bytes
+ *                                                           ├─ no known flow (mid-stream): own reading only;
+ *                                                           │    allowed: cached; denied: dropped, nothing cached
+ *                                                           ├─ needs SNI/Host: handshake passes (no slot); the
+ *                                                           │    client's first byte takes a slot
  *                                                           └─ rule action, or the scope's default
  *
  * Verdicts are per flow: the first packet is evaluated and the decision stored in the flow table
@@ -26,6 +32,8 @@ import { compilePolicy, EXCEPTION, UNREADABLE_NEXT_RULE, type CompiledPolicy, ty
 import type { PolicyIssue } from '../policy/errors.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { createClientNameOut, NAME_RESULT, NAME_SOURCE, readClientName } from './client-name.js';
+import { addSegment, consume, createReader, READ_RESULT, resetReader, skipInOrder, type ClientReader } from './client-reader.js';
+import { CHUNK_PHASE, createChunkState, HTTP_BODY, resetChunkState, skipChunked, type ChunkState } from './http-host.js';
 import { createPacketFacts, firstMatch, NAME_MODE, type NameMode } from './evaluate.js';
 import { explainFlow, type Explanation, type ExplainInput } from './explain.js';
 import { LogLimiter, REASON, type FirewallLogEvent, type LogHook, type Reason } from './log.js';
@@ -47,8 +55,21 @@ export type FirewallCounters = {
   /** Flows refused a name wait because max_pending_flows was reached. */
   nameMemcap: number;
   tcpInvalid: number;
+  /** TCP packets without a known flow, judged in their own reading (sender = client). */
   midstreamPickups: number;
+  /** ... whose own reading was denied: dropped, nothing cached. */
+  midstreamDenied: number;
   midstreamRefused: number;
+  /** Mid-stream flows that reached a rule needing a name: names.on_unknown. */
+  namesUnknown: number;
+  /** Ambiguous client bytes (before ISN+1, differing overlap, SYN/SYN-ACK disagreeing): names.on_anomaly. */
+  streamAnomalies: number;
+  /** Client segments past the reader's window, dropped (the client sends them again). */
+  readerBeyondWindow: number;
+  /** HTTP requests after the first on a connection whose Host was checked. */
+  requestsChecked: number;
+  /** ... whose Host the rules refused: the connection was reset. */
+  requestsRefused: number;
   /** Fresh SYNs on finished connections (5-tuple reuse), decided afresh. */
   tcpNewConnections: number;
   reevaluated: number;
@@ -68,7 +89,13 @@ function createCounters(): FirewallCounters {
     nameMemcap: 0,
     tcpInvalid: 0,
     midstreamPickups: 0,
+    midstreamDenied: 0,
     midstreamRefused: 0,
+    namesUnknown: 0,
+    streamAnomalies: 0,
+    readerBeyondWindow: 0,
+    requestsChecked: 0,
+    requestsRefused: 0,
     tcpNewConnections: 0,
     reevaluated: 0,
     logsEmitted: 0,
@@ -76,7 +103,14 @@ function createCounters(): FirewallCounters {
   };
 }
 
-/** A flow waiting for the client's first bytes to name the server. Pre-shaped; reused. */
+/** What the reader of a passed HTTP connection expects next. */
+const HTTP_READ = { HEAD: 0, BODY: 1, CHUNKED: 2 } as const;
+
+/**
+ * A name-read slot: a flow whose client bytes are read for a server name. Pre-shaped; reused. Taken when the client
+ * sends its first byte on a flow a name rule may decide (waiting: its packets are held until the name is known);
+ * an HTTP connection passed after its name was read keeps it to check every later request (reading).
+ */
 interface PendingSlot {
   flow: number;
   policy: CompiledPolicy;
@@ -88,11 +122,15 @@ interface PendingSlot {
   /** 5-tuple as the client sees it (initiator → responder). */
   view: FlowView;
   tcpFlags: number;
-  /** Client bytes so far, in sequence order. */
-  buf: Uint8Array;
-  len: number;
-  nextSeq: number;
-  haveSeq: boolean;
+  /** The client's bytes in sequence order from ISN+1. */
+  reader: ClientReader;
+  /** False while waiting for the first name; true once passed and reading later HTTP requests. */
+  reading: boolean;
+  /** This stage returned HOLD for the flow and has not released it yet. */
+  holding: boolean;
+  httpState: number;
+  bodyLeft: number;
+  chunk: ChunkState;
   /** Monotonic ms by which the name must be known. */
   deadline: number;
   hasEndpoint: boolean;
@@ -100,10 +138,14 @@ interface PendingSlot {
   endpointLo: number;
 }
 
-const EMPTY = new Uint8Array(0);
+const EXCEPTION_KEYS = { NAME_UNREADABLE: 0, NAME_MEMCAP: 1, TCP_INVALID: 2, TCP_MIDSTREAM: 3, NAME_UNKNOWN: 4, MIDSTREAM_DENIED: 5, STREAM_ANOMALY: 6 } as const;
+const EXCEPTION_KEY_COUNT = 7;
 
-const EXCEPTION_KEYS = { NAME_UNREADABLE: 0, NAME_MEMCAP: 1, TCP_INVALID: 2, TCP_MIDSTREAM: 3 } as const;
-const EXCEPTION_KEY_COUNT = 4;
+/** Per-flow bits (FirewallStage.flowBits). */
+const FLOW_START_KNOWN = 1;
+const FLOW_READING = 2;
+const SYN_FLAG = 0x02;
+const ACK_FLAG = 0x10;
 
 export interface FirewallStageOptions {
   /** Verdict-log hook (the data plane's log sink); default: no-op. */
@@ -151,6 +193,9 @@ export class FirewallStage implements Stage {
   private reevalBefore = 0;
   private decidedEpoch = new Uint32Array(0);
   private decidedAction = new Uint8Array(0);
+  /** Per flow: ISN+1 of the client's SYN (valid with FLOW_START_KNOWN), and FLOW_* bits. */
+  private flowStart = new Uint32Array(0);
+  private flowBits = new Uint8Array(0);
 
   constructor(policy: CompiledPolicy, opts: FirewallStageOptions = {}) {
     this.policy = policy;
@@ -226,14 +271,22 @@ export class FirewallStage implements Stage {
       switch (event) {
         case TCP_EVENT.OK:
           if (tstate !== prev) flows.setTcpState(flow, tstate);
+          if ((pkt.tcpFlags & SYN_FLAG) !== 0 && flows.getAction(flow) === ACTION.NONE) {
+            const res = this.onHandshake(ctx, prev, tstate);
+            if (res >= 0) return res as StageResult;
+          }
           break;
         case TCP_EVENT.CLOSED:
           flows.setTcpState(flow, tstate);
           flows.markClosed(flow);
+          // Nothing more to read on this connection (a held flow keeps its slot until decided; data on the FIN
+          // itself is still read).
+          if (pkt.payloadLength === 0 && this.isReading(flow)) this.releasePending(flow);
           break;
         case TCP_EVENT.MIDSTREAM_PICKUP:
           this.counters.midstreamPickups++;
           flows.setTcpState(flow, tstate);
+          this.setFlowStart(flow, 0, false);
           break;
         case TCP_EVENT.NEW_CONNECTION:
           this.counters.tcpNewConnections++;
@@ -241,6 +294,7 @@ export class FirewallStage implements Stage {
           this.releasePending(flow);
           flows.setVerdict(flow, ACTION.NONE, -1);
           this.setDecided(flow, 0, ACTION.NONE);
+          this.setFlowStart(flow, (pkt.tcpSeq + 1) >>> 0, true);
           break;
         case TCP_EVENT.INVALID: {
           this.counters.tcpInvalid++;
@@ -259,12 +313,40 @@ export class FirewallStage implements Stage {
 
     const action = flows.getAction(flow);
     if (action !== ACTION.NONE) {
-      if (this.reevalBefore === 0 || !this.needsReevaluation(flow, action)) return cached(ctx, action);
-      return this.reevaluate(ctx, tstate, action);
+      if (this.reevalBefore !== 0 && this.needsReevaluation(flow, action)) return this.reevaluate(ctx, tstate, action);
+      if (pkt.payloadLength > 0 && this.isReading(flow) && (action === ACTION.PASS || action === ACTION.ALERT)) {
+        const slot = this.pendingByFlow.get(flow);
+        if (slot !== undefined && ctx.direction === slot.clientDir) return this.onReadingPacket(ctx, slot);
+      }
+      return cached(ctx, action);
     }
     const slot = this.pendingByFlow.get(flow);
     if (slot !== undefined) return this.onPendingPacket(ctx, slot);
     return this.evaluate(ctx, tstate);
+  }
+
+  /**
+   * A SYN or SYN-ACK of a flow not decided yet: remember where the client's stream starts (ISN+1 of its SYN), and
+   * refuse handshakes that make the start ambiguous (a second SYN with another ISN, a SYN-ACK acknowledging another
+   * one): the server might read from a start other than the one the name reader uses. -1 = carry on.
+   */
+  private onHandshake(ctx: PacketContext, prev: number, tstate: number): number {
+    const pkt = ctx.pkt;
+    const flow = ctx.flow;
+    const prevPhase = prev & PHASE_MASK;
+    const fromCli = fromClient(tstate, ctx.direction);
+    if ((pkt.tcpFlags & ACK_FLAG) === 0) {
+      if (prevPhase === TCP_PHASE.NONE) {
+        this.setFlowStart(flow, (pkt.tcpSeq + 1) >>> 0, true);
+        return -1;
+      }
+      if (fromCli && this.startKnown(flow) && ((pkt.tcpSeq + 1) >>> 0) !== this.flowStart[flow]) return this.streamAnomaly(ctx, null);
+      return -1;
+    }
+    // The SYN-ACK acknowledges ISN+1, or more when it accepts data carried on the SYN (TCP Fast Open, RFC 7413).
+    const acked = (pkt.tcpAck - (this.flowStart[flow] as number)) | 0;
+    if (!fromCli && this.startKnown(flow) && (acked < 0 || acked > this.policy.settings.namesMaxBytes)) return this.streamAnomaly(ctx, null);
+    return -1;
   }
 
   onHoldExpired(flow: number): Action {
@@ -283,6 +365,7 @@ export class FirewallStage implements Stage {
       this.decidedEpoch[flow] = 0;
       this.decidedAction[flow] = 0;
     }
+    if (flow < this.flowBits.length) this.flowBits[flow] = 0;
   }
 
   // ---- evaluation -----------------------------------------------------------------------------------------
@@ -294,41 +377,76 @@ export class FirewallStage implements Stage {
     const scopeIdx = policy.scopeFor(g.hasEndpointId, g.endpointIdHi, g.endpointIdLo);
     const scope = policy.scopes[scopeIdx] as CompiledScope;
     const isTcp = pkt.protocol === IP_PROTO.TCP && pkt.l4Offset >= 0;
-    const ambiguous = isTcp && (tstate & MIDSTREAM) !== 0;
-    // The rules read src as the client's side: swap when this packet comes from the server.
-    const swapped = isTcp ? !fromClient(tstate, ctx.direction) : ctx.direction === DIRECTION.TO_CLIENT;
+    const midstream = isTcp && (tstate & MIDSTREAM) !== 0;
+    // The rules read src as the client's side: swap when this packet comes from the server. A packet picked up
+    // mid-stream has one reading only: its sender is the client (tcp-state.ts).
+    const fromCli = isTcp ? fromClient(tstate, ctx.direction) : ctx.direction === DIRECTION.TO_SERVER;
+    const swapped = !fromCli;
     fillView(this.view, ctx, swapped);
     const f = this.facts;
     f.tcpFlags = pkt.tcpFlags;
     f.icmpType = pkt.icmpType;
     f.icmpCode = pkt.icmpCode;
     f.ignoreL4 = pkt.isLaterFragment || pkt.l4Offset < 0;
-    // A name can still be read only when the client has not sent data yet: we saw the connection open.
-    const phase = tstate & PHASE_MASK;
-    const nameReadable = isTcp && !ambiguous && (phase === TCP_PHASE.SYN_SENT || phase === TCP_PHASE.SYN_RCVD);
-    f.nameMode = nameReadable ? NAME_MODE.UNKNOWN : this.unreadableMode();
+    // A name can be read only from a stream whose start we saw (the client's SYN).
+    const nameReadable = isTcp && !midstream && this.startKnown(ctx.flow);
+    f.nameMode = nameReadable ? NAME_MODE.UNKNOWN : midstream ? NAME_MODE.UNREADABLE_STOP : this.unreadableMode();
 
-    let view = this.view;
-    let term = firstMatch(policy, scope, view, 0, f);
-    if (ambiguous) {
-      // Mid-stream pickup without a SYN-ACK: either side may be the client; the first rule matching either
-      // reading decides (docs/policy.md, "Mid-stream pickup").
-      const stopped = f.stoppedForName;
-      fillView(this.rview, ctx, !swapped);
-      const t2 = firstMatch(policy, scope, this.rview, 0, f);
-      if (t2 >= 0 && (term < 0 || t2 < term)) {
-        term = t2;
-        view = this.rview;
-      } else {
-        f.stoppedForName = stopped;
-      }
-    }
+    const view = this.view;
+    const term = firstMatch(policy, scope, view, 0, f);
+    // A rule needs the name and no byte has come yet. The handshake passes without taking a slot (a SYN flood
+    // costs no slot) and without a verdict: the flow is evaluated again on its next packet, and takes a slot when
+    // the client sends its first byte.
+    if (term >= 0 && f.stoppedForName && f.nameMode === NAME_MODE.UNKNOWN && pkt.payloadLength === 0) return STAGE_RESULT.CONTINUE;
     this.counters.decisions++;
+    if (midstream) return this.decideMidstream(ctx, scope, term);
     if (term < 0) return this.settleCtx(ctx, scope.defaultAction, -1, REASON.DEFAULT, scope, view, null);
     const rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
     if (!f.stoppedForName) return this.settleCtx(ctx, rule.action, rule.id, REASON.RULE, scope, view, rule);
-    if (f.nameMode === NAME_MODE.UNKNOWN) return this.startPending(ctx, scope, term, swapped);
-    return this.settleUnreadable(ctx, scope, view, rule);
+    if (f.nameMode !== NAME_MODE.UNKNOWN) return this.settleUnreadable(ctx, scope, view, rule);
+    // The server spoke first (SSH, SMTP, ...): there will be no ClientHello or request head to read.
+    if (!fromCli) return this.settleUnreadable(ctx, scope, view, rule);
+    return this.startPending(ctx, scope, term, swapped);
+  }
+
+  /**
+   * A TCP packet without a known flow, judged in its own reading only. Allowed (pass, alert): the flow is
+   * established, its verdict cached for both directions. Denied: this packet is dropped (or reset, when
+   * names.on_unknown is reject and decided it) and nothing is cached, so the real client's next packet can still
+   * establish the flow (after a GWLB failover, the server's packet may come first).
+   */
+  private decideMidstream(ctx: PacketContext, scope: CompiledScope, term: number): StageResult {
+    const policy = this.policy;
+    let action: Action;
+    let rule: CompiledRule | null = null;
+    let reason: Reason;
+    let key = -1;
+    if (term < 0) {
+      action = scope.defaultAction;
+      reason = REASON.DEFAULT;
+    } else {
+      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      if (this.facts.stoppedForName) {
+        this.counters.namesUnknown++;
+        action = policy.settings.onUnknown;
+        reason = REASON.NAME_UNKNOWN;
+        key = EXCEPTION_KEYS.NAME_UNKNOWN;
+      } else {
+        action = rule.action;
+        reason = REASON.RULE;
+      }
+    }
+    if (action === ACTION.PASS || action === ACTION.ALERT) return this.settleCtx(ctx, action, rule?.id ?? -1, reason, scope, this.view, rule, key);
+    this.counters.midstreamDenied++;
+    ctx.flows.setTcpState(ctx.flow, 0);
+    const out: Action = reason === REASON.NAME_UNKNOWN && action === ACTION.REJECT ? ACTION.REJECT : ACTION.DROP;
+    const g = ctx.geneve;
+    this.settle(ctx.flows, ctx.flow, out, rule?.id ?? -1, REASON.MIDSTREAM_DENIED, scope, this.view, rule, key >= 0 ? key : EXCEPTION_KEYS.MIDSTREAM_DENIED, ctx.nowMs,
+      g.hasEndpointId ? [g.endpointIdHi, g.endpointIdLo] : null, null, NAME_SOURCE.NONE, false);
+    ctx.action = out;
+    ctx.ruleId = rule?.id ?? -1;
+    ctx.reason = REASON.MIDSTREAM_DENIED;
+    return STAGE_RESULT.VERDICT;
   }
 
   private unreadableMode(): NameMode {
@@ -378,6 +496,8 @@ export class FirewallStage implements Stage {
     }
     this.counters.nameWaits++;
     const slot = this.freeSlots.pop() ?? newSlot(this.policy);
+    if (slot.reader.buf.length !== settings.namesMaxBytes) slot.reader = createReader(settings.namesMaxBytes);
+    resetReader(slot.reader, this.flowStart[ctx.flow] as number);
     slot.flow = ctx.flow;
     slot.policy = this.policy;
     slot.scope = scope.index;
@@ -385,9 +505,11 @@ export class FirewallStage implements Stage {
     slot.clientDir = swapped ? 1 - ctx.direction : ctx.direction;
     copyView(this.view, slot.view);
     slot.tcpFlags = ctx.pkt.tcpFlags;
-    slot.len = 0;
-    slot.haveSeq = false;
-    slot.nextSeq = 0;
+    slot.reading = false;
+    slot.holding = false;
+    slot.httpState = HTTP_READ.HEAD;
+    slot.bodyLeft = 0;
+    resetChunkState(slot.chunk);
     slot.deadline = ctx.nowMs + settings.namesMaxWaitMs;
     slot.hasEndpoint = ctx.geneve.hasEndpointId;
     slot.endpointHi = ctx.geneve.endpointIdHi;
@@ -397,45 +519,237 @@ export class FirewallStage implements Stage {
     return this.onPendingPacket(ctx, slot);
   }
 
+  /** Sequence number of the first data byte of this segment (data on a SYN starts after it: TCP Fast Open). */
+  private dataSeq(ctx: PacketContext): number {
+    const pkt = ctx.pkt;
+    return (pkt.tcpFlags & SYN_FLAG) !== 0 ? (pkt.tcpSeq + 1) >>> 0 : pkt.tcpSeq >>> 0;
+  }
+
+  /**
+   * Feeds this client segment to the slot's reader and reads what became contiguous: the first name (waiting) or
+   * the requests (reading). A segment larger than the window room goes in pieces, each read before the next, so
+   * the window bounds memory, not what a connection may carry. A segment past the window after a gap is dropped
+   * (not kept, so it must not reach the server; the client sends it again once the window has moved).
+   */
+  private feed(ctx: PacketContext, slot: PendingSlot): StageResult {
+    const pkt = ctx.pkt;
+    const reader = slot.reader;
+    let seq = this.dataSeq(ctx);
+    let off = pkt.payloadOffset;
+    let len = pkt.payloadLength;
+    for (;;) {
+      const pos = (seq - reader.start) | 0;
+      let n = len;
+      if (pos + n > reader.buf.length) {
+        if (pos > reader.contig) return this.beyondWindow(ctx, slot);
+        n = reader.buf.length - pos;
+      }
+      if (n > 0) {
+        const r = addSegment(reader, ctx.buf, off, n, seq);
+        if (r === READ_RESULT.BEYOND_WINDOW) return this.beyondWindow(ctx, slot);
+        if (r !== READ_RESULT.OK) return this.streamAnomaly(ctx, slot) as StageResult;
+      }
+      const res = slot.reading ? this.readRequests(ctx, slot) : this.readName(ctx, slot);
+      if (slot.flow !== ctx.flow || res === STAGE_RESULT.VERDICT) return res;
+      len -= n;
+      if (len <= 0 || n <= 0) return res;
+      seq = (seq + n) >>> 0;
+      off += n;
+    }
+  }
+
+  private beyondWindow(ctx: PacketContext, slot: PendingSlot): StageResult {
+    this.counters.readerBeyondWindow++;
+    ctx.action = ACTION.DROP;
+    ctx.ruleId = -1;
+    ctx.reason = REASON.STREAM_ANOMALY;
+    slot.holding = false; // the engine discards the flow's held packets with this drop; the client resends them
+    return STAGE_RESULT.VERDICT;
+  }
+
+  /** names.on_anomaly for a flow whose client bytes are ambiguous. */
+  private streamAnomaly(ctx: PacketContext, slot: PendingSlot | null): number {
+    this.counters.streamAnomalies++;
+    const policy = this.policy.settings.onAnomaly;
+    if (slot !== null && policy !== EXCEPTION.DROP_PACKET) this.releasePending(slot.flow);
+    else if (slot !== null) slot.holding = false;
+    return this.exception(ctx, policy, REASON.STREAM_ANOMALY, EXCEPTION_KEYS.STREAM_ANOMALY);
+  }
+
   private onPendingPacket(ctx: PacketContext, slot: PendingSlot): StageResult {
     const pkt = ctx.pkt;
-    const settings = slot.policy.settings;
     if (ctx.nowMs > slot.deadline) {
       this.counters.nameTimeouts++;
       return this.finishUnreadable(ctx, slot);
     }
     const isClient = ctx.direction === slot.clientDir;
     if (pkt.payloadLength === 0 || pkt.protocol !== IP_PROTO.TCP) {
-      // Handshake and pure ACKs pass. The clock runs from the client's last packet before its first byte
-      // (normally the handshake's final ACK), so a slow handshake does not eat the budget.
-      if (isClient && slot.len === 0) slot.deadline = ctx.nowMs + settings.namesMaxWaitMs;
-      return STAGE_RESULT.CONTINUE;
+      // Pure ACKs wait behind the held bytes (a pass would release them before the name is known).
+      return this.holdOrContinue(slot);
     }
     // The server spoke first (SSH, SMTP, ...): there will be no ClientHello or request head to read.
     if (!isClient) return this.finishUnreadable(ctx, slot);
-    if (!appendSegment(slot, ctx.buf, pkt.payloadOffset, pkt.payloadLength, pkt.tcpSeq, pkt.tcpFlags, settings.namesMaxBytes)) {
-      return this.finishUnreadable(ctx, slot);
-    }
+    return this.feed(ctx, slot);
+  }
+
+  /** Reads the first name from the contiguous client bytes of a waiting flow; decides it once known. */
+  private readName(ctx: PacketContext, slot: PendingSlot): StageResult {
+    const reader = slot.reader;
     const out = this.nameOut;
-    const r = readClientName(slot.buf, 0, slot.len, this.scratch, out);
+    const r = readClientName(reader.buf, 0, reader.contig, this.scratch, out);
     if (r === NAME_RESULT.NEED_MORE) {
-      if (slot.len >= settings.namesMaxBytes) return this.finishUnreadable(ctx, slot);
+      if (reader.contig >= reader.buf.length) return this.finishUnreadable(ctx, slot);
+      slot.holding = true;
       return STAGE_RESULT.HOLD;
     }
     if (r !== NAME_RESULT.FOUND) return this.finishUnreadable(ctx, slot);
     this.counters.namesRead++;
+    this.setKnownName(slot, out.name, out.source);
+    const res = this.finishWith(ctx, slot, out.name, out.source);
+    // An HTTP connection passed after its Host was read: read its later requests too (keep-alive, pipelining).
+    if (res === STAGE_RESULT.CONTINUE && out.source === NAME_SOURCE.HTTP && !out.head.opaqueAfter) {
+      this.startReading(slot, out.head.headBytes, out.head.body, out.head.bodyBytes);
+      return this.readRequests(ctx, slot);
+    }
+    this.releasePending(ctx.flow);
+    return res;
+  }
+
+  private holdOrContinue(slot: PendingSlot): StageResult {
+    return slot.holding ? STAGE_RESULT.HOLD : STAGE_RESULT.CONTINUE;
+  }
+
+  private setKnownName(slot: PendingSlot, name: string, source: number): void {
     const f = this.facts;
     f.ignoreL4 = false;
     f.tcpFlags = slot.tcpFlags;
     f.icmpType = -1;
     f.icmpCode = -1;
     f.nameMode = NAME_MODE.KNOWN;
-    f.name = out.name;
-    f.nameSource = out.source;
-    return this.finishWith(ctx, slot, out.name, out.source);
+    f.name = name;
+    f.nameSource = source;
   }
 
-  /** Resume evaluation of a waiting flow with facts already set; settle it. */
+  /** The slot's flow was passed by its first request: keep reading its client bytes, request by request. */
+  private startReading(slot: PendingSlot, headBytes: number, body: number, bodyBytes: number): void {
+    slot.reading = true;
+    slot.holding = false;
+    slot.deadline = Infinity;
+    consume(slot.reader, headBytes);
+    this.afterHead(slot, body, bodyBytes);
+    this.setBit(slot.flow, FLOW_READING, true);
+  }
+
+  private afterHead(slot: PendingSlot, body: number, bodyBytes: number): void {
+    slot.httpState = body === HTTP_BODY.LENGTH ? HTTP_READ.BODY : body === HTTP_BODY.CHUNKED ? HTTP_READ.CHUNKED : HTTP_READ.HEAD;
+    slot.bodyLeft = bodyBytes;
+    resetChunkState(slot.chunk);
+  }
+
+  /** A client data packet of a passed HTTP connection whose requests are read. */
+  private onReadingPacket(ctx: PacketContext, slot: PendingSlot): StageResult {
+    const pkt = ctx.pkt;
+    // Fast path: the next bytes of a body, in order: nothing to copy.
+    if (slot.httpState === HTTP_READ.BODY && pkt.payloadLength <= slot.bodyLeft && skipInOrder(slot.reader, this.dataSeq(ctx), pkt.payloadLength)) {
+      slot.bodyLeft -= pkt.payloadLength;
+      if (slot.bodyLeft === 0) slot.httpState = HTTP_READ.HEAD;
+      return STAGE_RESULT.CONTINUE;
+    }
+    return this.feed(ctx, slot);
+  }
+
+  /**
+   * Walks the contiguous client bytes request by request: skips bodies (Content-Length, chunked), checks each
+   * request head's Host against the rules. A head that completes here with a Host the rules refuse (or none, per
+   * names.on_unreadable) ends the connection: reject, and this packet (the one completing the head) is dropped,
+   * so the server never has the whole head. Partial heads pass: a server acts on a request only once its head ends.
+   */
+  private readRequests(ctx: PacketContext, slot: PendingSlot): StageResult {
+    const reader = slot.reader;
+    const out = this.nameOut;
+    for (;;) {
+      if (reader.contig === 0) return STAGE_RESULT.CONTINUE;
+      if (slot.httpState === HTTP_READ.BODY) {
+        const n = Math.min(slot.bodyLeft, reader.contig);
+        consume(reader, n);
+        slot.bodyLeft -= n;
+        if (slot.bodyLeft === 0) slot.httpState = HTTP_READ.HEAD;
+        continue;
+      }
+      if (slot.httpState === HTTP_READ.CHUNKED) {
+        const n = skipChunked(slot.chunk, reader.buf, 0, reader.contig);
+        consume(reader, n);
+        if (slot.chunk.phase === CHUNK_PHASE.BAD) return this.unreadableRequest(ctx, slot);
+        if (slot.chunk.phase === CHUNK_PHASE.DONE) slot.httpState = HTTP_READ.HEAD;
+        continue;
+      }
+      const r = readClientName(reader.buf, 0, reader.contig, this.scratch, out);
+      if (r === NAME_RESULT.NEED_MORE) {
+        if (reader.contig < reader.buf.length) return STAGE_RESULT.CONTINUE;
+        return this.unreadableRequest(ctx, slot);
+      }
+      this.counters.requestsChecked++;
+      if (r !== NAME_RESULT.FOUND || out.source !== NAME_SOURCE.HTTP) return this.unreadableRequest(ctx, slot);
+      this.counters.namesRead++;
+      const res = this.endReading(ctx, slot, true, out.name, out.source);
+      if (res >= 0) return res as StageResult;
+      consume(reader, out.head.headBytes);
+      if (out.head.opaqueAfter) {
+        // CONNECT or Upgrade: what follows is not HTTP (docs/policy.md, "Server names").
+        this.releasePending(slot.flow);
+        return STAGE_RESULT.CONTINUE;
+      }
+      this.afterHead(slot, out.head.body, out.head.bodyBytes);
+    }
+  }
+
+  /** A later request whose head (or body framing) cannot be read: names.on_unreadable decides the connection. */
+  private unreadableRequest(ctx: PacketContext, slot: PendingSlot): StageResult {
+    const res = this.endReading(ctx, slot, false, null, NAME_SOURCE.NONE);
+    if (res >= 0) return res as StageResult;
+    // on_unreadable let it pass: nothing more can be read reliably on this connection.
+    this.releasePending(slot.flow);
+    return STAGE_RESULT.CONTINUE;
+  }
+
+  /**
+   * Judges one later request of a reading flow by its name (known) or its unreadable head. Refused: the
+   * connection is reset (verdict cached), the slot released, a StageResult returned; allowed: -1.
+   */
+  private endReading(ctx: PacketContext, slot: PendingSlot, known: boolean, name: string | null, source: number): number {
+    if (known) this.setKnownName(slot, name as string, source);
+    else {
+      this.counters.namesUnreadable++;
+      this.prepareUnreadable(slot);
+    }
+    const policy = slot.policy;
+    const scope = policy.scopes[slot.scope] as CompiledScope;
+    const f = this.facts;
+    const term = firstMatch(policy, scope, slot.view, slot.resume, f);
+    let action: Action;
+    let rule: CompiledRule | null = null;
+    let reason: Reason = REASON.RULE;
+    let key = -1;
+    if (term < 0) {
+      action = scope.defaultAction;
+      reason = REASON.DEFAULT;
+    } else {
+      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      if (f.stoppedForName) {
+        action = policy.settings.onUnreadable as Action;
+        reason = REASON.NAME_UNREADABLE;
+        key = EXCEPTION_KEYS.NAME_UNREADABLE;
+      } else action = rule.action;
+    }
+    if (action === ACTION.PASS || action === ACTION.ALERT) return -1;
+    this.counters.requestsRefused++;
+    // The connection carries requests the server already acts on: it ends, both ends told (reject).
+    this.settle(ctx.flows, slot.flow, ACTION.REJECT, rule?.id ?? -1, reason, scope, slot.view, rule, key, ctx.nowMs, slotEndpoint(slot), name, source, true);
+    this.releasePending(slot.flow);
+    return result(ctx, ACTION.REJECT, rule?.id ?? -1, reason);
+  }
+
+  /** Resume evaluation of a waiting flow with facts already set; settle it. Does not release the slot. */
   private finishWith(ctx: PacketContext | null, slot: PendingSlot, name: string | null, source: number): StageResult {
     const policy = slot.policy;
     const scope = policy.scopes[slot.scope] as CompiledScope;
@@ -462,10 +776,9 @@ export class FirewallStage implements Stage {
         reason = REASON.RULE;
       }
     }
+    slot.holding = false;
     const flows = ctx?.flows ?? this.flows;
-    if (flows !== null) this.settle(flows, flow, action, ruleId, reason, scope, slot.view, rule, key, ctx?.nowMs ?? slot.deadline, slotEndpoint(slot), name, source);
-    // Only now: the slot (and its view) may be reused as soon as it is released.
-    this.releasePending(flow);
+    if (flows !== null) this.settle(flows, flow, action, ruleId, reason, scope, slot.view, rule, key, ctx?.nowMs ?? slot.deadline, slotEndpoint(slot), name, source, true);
     if (ctx === null) return action === ACTION.PASS || action === ACTION.ALERT ? STAGE_RESULT.CONTINUE : STAGE_RESULT.VERDICT;
     return result(ctx, action, ruleId, reason);
   }
@@ -473,7 +786,9 @@ export class FirewallStage implements Stage {
   private finishUnreadable(ctx: PacketContext, slot: PendingSlot): StageResult {
     this.counters.namesUnreadable++;
     this.prepareUnreadable(slot);
-    return this.finishWith(ctx, slot, null, NAME_SOURCE.NONE);
+    const res = this.finishWith(ctx, slot, null, NAME_SOURCE.NONE);
+    this.releasePending(slot.flow);
+    return res;
   }
 
   /** Decision for a waiting flow that will never get its name (hold expired); returns the action. */
@@ -482,6 +797,7 @@ export class FirewallStage implements Stage {
     this.prepareUnreadable(slot);
     const flow = slot.flow;
     this.finishWith(null, slot, null, NAME_SOURCE.NONE);
+    this.releasePending(flow);
     const a = this.flows?.getAction(flow) ?? ACTION.DROP;
     return a === ACTION.NONE ? ACTION.DROP : a;
   }
@@ -515,7 +831,7 @@ export class FirewallStage implements Stage {
       const flow = keys[i] as number;
       const slot = this.pendingByFlow.get(flow);
       scanned++;
-      if (slot === undefined || slot.flow !== flow) {
+      if (slot === undefined || slot.flow !== flow || slot.reading) {
         i++;
         continue;
       }
@@ -533,11 +849,17 @@ export class FirewallStage implements Stage {
     const slot = this.pendingByFlow.get(flow);
     if (slot === undefined) return;
     this.pendingByFlow.delete(flow);
+    this.setBit(flow, FLOW_READING, false);
     slot.flow = -1;
+    slot.reading = false;
+    slot.holding = false;
     this.freeSlots.push(slot);
     // Keep the reclaim queue bounded by the live waits (entries of released flows are skipped, then trimmed).
     if (this.reclaimKeys.length > 2 * this.pendingByFlow.size + 64) {
-      this.reclaimKeys = this.reclaimKeys.filter((f) => this.pendingByFlow.get(f)?.flow === f);
+      this.reclaimKeys = this.reclaimKeys.filter((f) => {
+        const s = this.pendingByFlow.get(f);
+        return s !== undefined && s.flow === f && !s.reading;
+      });
     }
   }
 
@@ -545,7 +867,7 @@ export class FirewallStage implements Stage {
 
   private settleCtx(ctx: PacketContext, action: Action, ruleId: number, reason: Reason, scope: CompiledScope, view: FlowView, rule: CompiledRule | null, key = -1): StageResult {
     const g = ctx.geneve;
-    this.settle(ctx.flows, ctx.flow, action, ruleId, reason, scope, view, rule, key, ctx.nowMs, g.hasEndpointId ? [g.endpointIdHi, g.endpointIdLo] : null, null, NAME_SOURCE.NONE);
+    this.settle(ctx.flows, ctx.flow, action, ruleId, reason, scope, view, rule, key, ctx.nowMs, g.hasEndpointId ? [g.endpointIdHi, g.endpointIdLo] : null, null, NAME_SOURCE.NONE, true);
     return result(ctx, action, ruleId, reason);
   }
 
@@ -563,9 +885,13 @@ export class FirewallStage implements Stage {
     endpoint: [number, number] | null,
     name: string | null,
     nameSource: number,
+    /** false: log only (a mid-stream packet refused in its own reading caches nothing). */
+    cache: boolean,
   ): void {
-    flows.setVerdict(flow, action, ruleId);
-    this.setDecided(flow, this.epoch, action);
+    if (cache) {
+      flows.setVerdict(flow, action, ruleId);
+      this.setDecided(flow, this.epoch, action);
+    }
     if (reason === REASON.RULE) this.counters.ruleDecisions++;
     else if (reason === REASON.DEFAULT) this.counters.defaultDecisions++;
     const policy = this.policy;
@@ -651,6 +977,44 @@ export class FirewallStage implements Stage {
     });
   }
 
+  private startKnown(flow: number): boolean {
+    return flow < this.flowBits.length && ((this.flowBits[flow] as number) & FLOW_START_KNOWN) !== 0;
+  }
+
+  private isReading(flow: number): boolean {
+    return flow < this.flowBits.length && ((this.flowBits[flow] as number) & FLOW_READING) !== 0;
+  }
+
+  private setFlowStart(flow: number, isn1: number, known: boolean): void {
+    if (flow >= this.flowBits.length) {
+      if (!known) return;
+      this.growFlowArrays(flow);
+    }
+    this.flowStart[flow] = isn1;
+    this.setBit(flow, FLOW_START_KNOWN, known);
+  }
+
+  private setBit(flow: number, bit: number, on: boolean): void {
+    if (flow >= this.flowBits.length) {
+      if (!on) return;
+      this.growFlowArrays(flow);
+    }
+    const b = this.flowBits[flow] as number;
+    this.flowBits[flow] = on ? b | bit : b & ~bit;
+  }
+
+  /** Per-flow arrays grow (doubling) with the highest flow index seen: bounded by the flow table's max_flows. */
+  private growFlowArrays(flow: number): void {
+    let n = Math.max(1024, this.flowBits.length);
+    while (n <= flow) n *= 2;
+    const st = new Uint32Array(n);
+    st.set(this.flowStart);
+    const b = new Uint8Array(n);
+    b.set(this.flowBits);
+    this.flowStart = st;
+    this.flowBits = b;
+  }
+
   private setDecided(flow: number, epoch: number, action: Action): void {
     if (flow >= this.decidedEpoch.length) {
       if (epoch === 0) return;
@@ -725,10 +1089,12 @@ function newSlot(policy: CompiledPolicy): PendingSlot {
     clientDir: 0,
     view: createFlowView(),
     tcpFlags: 0,
-    buf: EMPTY,
-    len: 0,
-    nextSeq: 0,
-    haveSeq: false,
+    reader: createReader(policy.settings.namesMaxBytes),
+    reading: false,
+    holding: false,
+    httpState: HTTP_READ.HEAD,
+    bodyLeft: 0,
+    chunk: createChunkState(),
     deadline: 0,
     hasEndpoint: false,
     endpointHi: 0,
@@ -738,33 +1104,4 @@ function newSlot(policy: CompiledPolicy): PendingSlot {
 
 function slotEndpoint(slot: PendingSlot): [number, number] | null {
   return slot.hasEndpoint ? [slot.endpointHi, slot.endpointLo] : null;
-}
-
-/**
- * Appends a client segment's payload in sequence order (RFC 9293 §3.4 sequence space, modulo 2^32):
- * retransmitted bytes are skipped, a segment beyond a gap is left out (its packet is held, and the budget decides
- * if the gap is never filled). False when the bytes would exceed the budget.
- */
-function appendSegment(slot: PendingSlot, buf: Buffer, off: number, len: number, seq: number, flags: number, maxBytes: number): boolean {
-  // The SYN occupies one sequence number; data carried on it (TCP Fast Open) starts after it.
-  const dataSeq = (flags & 0x02) !== 0 ? (seq + 1) >>> 0 : seq >>> 0;
-  if (!slot.haveSeq) {
-    slot.haveSeq = true;
-    slot.nextSeq = dataSeq;
-  }
-  const delta = (dataSeq - slot.nextSeq) | 0; // signed distance in sequence space
-  if (delta > 0) return true; // gap: wait for the missing bytes
-  const skip = -delta;
-  if (skip >= len) return true; // pure retransmission
-  const add = len - skip;
-  if (slot.len + add > maxBytes) return false;
-  if (slot.buf.length < maxBytes) {
-    const nb = new Uint8Array(maxBytes);
-    nb.set(slot.buf.subarray(0, slot.len));
-    slot.buf = nb;
-  }
-  slot.buf.set(buf.subarray(off + skip, off + len), slot.len);
-  slot.len += add;
-  slot.nextSeq = (slot.nextSeq + add) >>> 0;
-  return true;
 }

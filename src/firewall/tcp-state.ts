@@ -11,7 +11,8 @@
  *  | - | M | R | F1| F0|  phase    |     phase: NONE, SYN_SENT, SYN_RCVD, ESTABLISHED, CLOSED
  *  +---+---+---+---+---+---+---+---+     F0/F1: FIN seen in flow direction 0 / 1
  *                                        R: reversed (the flow's initiator per the flow table is the real server)
- *                                        M: picked up mid-stream without seeing the handshake (client unknown)
+ *                                        M: picked up mid-stream without seeing the handshake (the sender of
+ *                                           the first packet seen is taken as the client; stream start unknown)
  *
  * `track` is a pure function of (state, direction, flags, midstream pickup): it returns the new
  * state in bits 0-7 and an event in bits 8-15. Tested exhaustively on its own.
@@ -72,10 +73,12 @@ export function track(state: number, dir: number, flags: number, pickup: boolean
   if (phase === TCP_PHASE.NONE) {
     if (syn && !ack) return result(TCP_PHASE.SYN_SENT | (dir === 1 ? REVERSED : 0), TCP_EVENT.OK);
     if (!pickup) return result(0, TCP_EVENT.MIDSTREAM_REFUSED);
-    // A SYN-ACK tells who the server is; anything else leaves the client unknown.
-    if (syn && ack) return result(TCP_PHASE.SYN_RCVD | (dir === 0 ? REVERSED : 0), TCP_EVENT.MIDSTREAM_PICKUP);
-    if (rst) return result(TCP_PHASE.CLOSED | MIDSTREAM, TCP_EVENT.MIDSTREAM_PICKUP);
-    return result(TCP_PHASE.ESTABLISHED | MIDSTREAM | (fin ? (dir === 0 ? FIN0 : FIN1) : 0), TCP_EVENT.MIDSTREAM_PICKUP);
+    // No handshake seen: the packet's own sender is taken as the client, whatever its flags say (a SYN-ACK too:
+    // flags are the sender's to choose, so they cannot be trusted to name the server). The firewall judges the
+    // packet in that one reading only (docs/policy.md, "Mid-stream pickup").
+    const rev = dir === 1 ? REVERSED : 0;
+    if (rst) return result(TCP_PHASE.CLOSED | MIDSTREAM | rev, TCP_EVENT.MIDSTREAM_PICKUP);
+    return result(TCP_PHASE.ESTABLISHED | MIDSTREAM | rev | (fin ? (dir === 0 ? FIN0 : FIN1) : 0), TCP_EVENT.MIDSTREAM_PICKUP);
   }
 
   const keep = state & (REVERSED | MIDSTREAM);
@@ -121,7 +124,7 @@ function finish(state: number, dir: number, fin: boolean): number {
   return result(s, TCP_EVENT.OK);
 }
 
-/** Is the packet from the real client? (Unknown for mid-stream flows: returns the flow table's view.) */
+/** Is the packet from the client? (For mid-stream flows: the side whose packet was picked up.) */
 export function fromClient(state: number, dir: number): boolean {
   return (dir === 0) !== ((state & REVERSED) !== 0);
 }

@@ -98,6 +98,8 @@ export interface CompiledSettings {
   /** An ACTION code, or UNREADABLE_NEXT_RULE. */
   onUnreadable: number;
   onMemcap: Action;
+  onUnknown: Action;
+  onAnomaly: ExceptionPolicy;
   logMaxPerS: number;
 }
 
@@ -436,6 +438,8 @@ function compileSettings(s: PolicySettings): CompiledSettings {
     namesMaxPendingFlows: s.names.max_pending_flows,
     onUnreadable: s.names.on_unreadable === 'next_rule' ? UNREADABLE_NEXT_RULE : ACTION_CODE[s.names.on_unreadable],
     onMemcap: ACTION_CODE[s.names.on_memcap],
+    onUnknown: ACTION_CODE[s.names.on_unknown],
+    onAnomaly: EXCEPTION_CODE[s.names.on_anomaly] as ExceptionPolicy,
     logMaxPerS: s.log.max_per_s,
   });
 }

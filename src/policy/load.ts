@@ -155,7 +155,7 @@ const DEFAULT_MESSAGE = /^(Invalid|Too (big|small)|Unrecognized)/;
 const KNOWN_KEYS = [
   'version', 'description', 'include', 'settings', 'sets', 'default_action', 'default_log', 'rules', 'scopes',
   'tcp', 'midstream_pickup', 'on_midstream', 'on_invalid', 'names', 'max_bytes', 'max_wait_ms', 'max_pending_flows',
-  'on_unreadable', 'on_memcap', 'log', 'max_per_s', 'addresses', 'ports', 'domains', 'endpoints', 'name', 'enabled',
+  'on_unreadable', 'on_memcap', 'on_unknown', 'on_anomaly', 'log', 'max_per_s', 'addresses', 'ports', 'domains', 'endpoints', 'name', 'enabled',
   'action', 'proto', 'src', 'dst', 'src_ports', 'dst_ports', 'icmp_type', 'icmp_code', 'tcp_flags', 'direction', 'sni',
   'http_host', 'domain', 'match', 'except', 'set', 'not_set',
 ];

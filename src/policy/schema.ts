@@ -300,13 +300,15 @@ export const SettingsSchema = z
     names: z
       .strictObject({
         max_bytes: z.number().int().min(256).max(NAMES_MAX_BYTES_LIMIT).default(NAMES_MAX_BYTES_DEFAULT).meta({
-          description: `Client bytes held while the SNI/Host is read, bytes (default ${NAMES_MAX_BYTES_DEFAULT}).`,
+          description: `Client bytes held while the SNI/Host is read, and the window of the per-flow in-order reader, bytes (default ${NAMES_MAX_BYTES_DEFAULT}).`,
         }),
         max_wait_ms: z.number().int().min(1).max(60_000).default(NAMES_MAX_WAIT_MS_DEFAULT).meta({
           description: `Time from the first held client byte until the name must be known, milliseconds (default ${NAMES_MAX_WAIT_MS_DEFAULT}).`,
         }),
         max_pending_flows: z.number().int().min(1).max(1_000_000).default(NAMES_MAX_PENDING_FLOWS_DEFAULT).meta({
-          description: `Flows per worker waiting for a name at once (default ${NAMES_MAX_PENDING_FLOWS_DEFAULT}); beyond it on_memcap applies.`,
+          description:
+            `Name-read slots per worker (default ${NAMES_MAX_PENDING_FLOWS_DEFAULT}): a TCP flow takes one when its client sends its first byte on a port a name rule covers ` +
+            '(not on the SYN), and an HTTP connection passed by the names keeps it to check every later request. Beyond it on_memcap applies.',
         }),
         on_unreadable: z.enum(UNREADABLE_ACTIONS).default('drop').meta({
           description:
@@ -314,6 +316,15 @@ export const SettingsSchema = z
             'or next_rule to treat the name rule as not matching. Default drop.',
         }),
         on_memcap: z.enum(ACTIONS).default('drop').meta({ description: 'When max_pending_flows is reached. Default drop.' }),
+        on_unknown: z.enum(ACTIONS).default('drop').meta({
+          description:
+            'When a rule needs a name on a TCP flow picked up mid-stream (no SYN seen, so the stream start and the name are unknown): ' +
+            'the packet gets this action; pass and alert establish the flow, drop and reject cache nothing. Default drop.',
+        }),
+        on_anomaly: z.enum(MIDSTREAM_POLICIES).default('drop_flow').meta(ExceptionMeta(
+          'When the client bytes a name is read from are ambiguous (data before ISN+1, an overlap whose bytes differ, a SYN or SYN-ACK that ' +
+          'disagrees with the SYN seen): drop_packet, drop_flow or reject_flow. Default drop_flow.',
+        )),
       })
       .prefault({}),
     log: z

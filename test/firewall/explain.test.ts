@@ -75,3 +75,37 @@ t.test('argument forms', async (t) => {
   const json = await explain(t, ['tcp', '192.0.2.10:1', '10.0.0.1:23', '--json']);
   t.match(JSON.parse(json.text), { decision: { action: 'reject', by: 'rule', rule: { name: 'no-telnet', position: 1, line: 9 } }, fastPathAgrees: true });
 });
+
+t.test('--midstream: a packet without a known flow, judged in its own reading', async (t) => {
+  t.match(parseExplainArgs(['--policy', 'p', 'tcp', '192.0.2.10:1', '10.0.0.1:443', '--midstream']).input, { midstream: true });
+  const named = await explain(t, ['tcp', '192.0.2.10:50000', '10.0.0.1:443', '--midstream', '--json']);
+  t.equal(named.code, 0);
+  t.match(JSON.parse(named.text), {
+    decision: { action: 'drop', by: 'unknown_name', rule: { name: 'office-https' } },
+    midstream: { pickup: true, packet: 'drop', establishes: false },
+    fastPathAgrees: true,
+  }, 'a name rule cannot allow a flow whose start was not seen: names.on_unknown (drop)');
+  // The server's packet of a telnet flow the policy would reject: its own reading (src = the server) matches no
+  // rule of the scope but its default; the reverse reading is not tried.
+  const reversed = await explain(t, ['tcp', '10.0.0.1:23', '192.0.2.10:50000', '--midstream']);
+  t.equal(reversed.code, 0);
+  t.match(reversed.text, /decision\s+DROP by the default action/);
+  t.match(reversed.text, /midstream\s+packet DROP, nothing cached: denied in its own reading/);
+  const telnet = await explain(t, ['tcp', '192.0.2.10:50000', '10.0.0.1:23', '--midstream', '--json']);
+  t.match(JSON.parse(telnet.text), { decision: { action: 'reject', by: 'rule' }, midstream: { packet: 'drop', establishes: false } }, 'a reject rule drops a mid-stream packet (no reset: it may be the other side’s)');
+  const lab = await explain(t, ['tcp', '198.51.100.1:5', '10.0.0.1:80', '--midstream', '--endpoint', 'vpce-0a1b2c3d4e5f60718', '--json']);
+  t.match(JSON.parse(lab.text), { decision: { action: 'alert', by: 'default' }, midstream: { packet: 'alert', establishes: true } }, 'allowed: the flow is established');
+  const bad = await explain(t, ['udp', '192.0.2.10:1', '10.0.0.1:53', '--midstream']);
+  t.equal(bad.code, 2, '--midstream is for TCP');
+  const withName = await explain(t, ['tcp', '192.0.2.10:1', '10.0.0.1:443', '--midstream', '--sni', 'a.example.com']);
+  t.equal(withName.code, 2, 'no name can be given for a mid-stream flow');
+});
+
+t.test('--midstream with midstream_pickup off: on_midstream, the rules are not consulted', async (t) => {
+  const dir = t.testdir({ 'p.yaml': 'version: 1\ndefault_action: pass\nsettings:\n  tcp:\n    midstream_pickup: false\n    on_midstream: reject_flow\n' });
+  t.chdir(dir);
+  const lines: string[] = [];
+  const code = await runExplain(['--policy', 'p.yaml', 'tcp', '10.0.0.1:1', '10.0.0.2:80', '--midstream', '--json'], (s) => lines.push(s));
+  t.equal(code, 0);
+  t.match(JSON.parse(lines.join('\n')), { midstream: { pickup: false, packet: 'reject', establishes: false } });
+});

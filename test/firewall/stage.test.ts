@@ -153,12 +153,16 @@ rules:
   const on = Harness.from(text(true));
   // After a failover GWLB sends us the server's packet first: the flow table calls the server the initiator.
   const fromServer = on.send({ flow: 1, src: '203.0.113.5', dst: '10.0.0.7', sport: 443, dport: 50000, flags: ACK | PSH, payload: 'x' });
-  t.equal(fromServer.result, STAGE_RESULT.CONTINUE, 'either reading may match: the reversed one does');
+  t.match(fromServer, { result: STAGE_RESULT.VERDICT, action: ACTION.DROP, reason: REASON.MIDSTREAM_DENIED, flowAction: ACTION.NONE }, 'judged in its own reading only (sender = client): denied, dropped, nothing cached');
+  t.equal(on.flows.getTcpState(1), 0, 'no TCP state kept either');
   t.equal(on.stage.counters.midstreamPickups, 1);
+  t.equal(on.stage.counters.midstreamDenied, 1);
+  const fromClient = on.send({ flow: 1, dir: 1, src: '10.0.0.7', dst: '203.0.113.5', sport: 50000, dport: 443, flags: ACK | PSH, payload: 'y' });
+  t.match(fromClient, { result: STAGE_RESULT.CONTINUE, flowAction: ACTION.PASS }, "the real client's next packet establishes the flow");
+  const back = on.send({ flow: 1, src: '203.0.113.5', dst: '10.0.0.7', sport: 443, dport: 50000, flags: ACK | PSH, payload: 'x' });
+  t.equal(back.result, STAGE_RESULT.CONTINUE, 'then the server’s packets follow the cached verdict');
   const synack = on.send({ flow: 2, src: '203.0.113.5', dst: '10.0.0.7', sport: 443, dport: 50001, flags: SYN | ACK });
-  t.equal(synack.result, STAGE_RESULT.CONTINUE, 'a SYN-ACK first: its sender is the server');
-  const wrong = on.send({ flow: 3, src: '203.0.113.5', dst: '10.0.0.7', sport: 50000, dport: 443, flags: SYN | ACK });
-  t.equal(wrong.action, ACTION.DROP, 'a SYN-ACK from 203.0.113.5:50000 makes 10.0.0.7:443 the client: no rule matches');
+  t.equal(synack.action, ACTION.DROP, 'a SYN-ACK first is judged in its sender’s reading too (flags do not choose the reading)');
 
   const off = Harness.from(text(false));
   const refused = off.send({ flow: 1, src: '10.0.0.7', dst: '203.0.113.5', sport: 50000, dport: 443, flags: ACK | PSH, payload: 'x' });

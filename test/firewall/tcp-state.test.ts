@@ -66,12 +66,16 @@ t.test('a new SYN after the end is a new connection, from either side', async (t
 
 t.test('mid-stream pickup', async (t) => {
   const synack = run([[0, SYN | ACK], [1, ACK], [0, ACK | PSH]]);
-  t.same(synack.events, [MIDSTREAM_PICKUP, OK, OK], 'SYN-ACK first: orientation known');
-  t.ok(synack.state & REVERSED, 'its sender is the server');
-  t.notOk(synack.state & MIDSTREAM);
+  t.same(synack.events, [MIDSTREAM_PICKUP, OK, OK], 'SYN-ACK first');
+  t.notOk(synack.state & REVERSED, 'its sender is taken as the client (flags are the sender’s to choose)');
+  t.ok(synack.state & MIDSTREAM);
   const data = run([[0, ACK | PSH], [1, ACK]]);
   t.same(data.events, [MIDSTREAM_PICKUP, OK]);
-  t.ok(data.state & MIDSTREAM, 'client unknown');
+  t.ok(data.state & MIDSTREAM, 'start unknown');
+  t.ok(fromClient(data.state, 0), 'the sender of the first packet is the client');
+  const back = run([[1, ACK | PSH]]);
+  t.ok(back.state & REVERSED, 'picked up in direction 1: that side is the client');
+  t.ok(fromClient(back.state, 1));
   t.same(run([[0, ACK | PSH]], false).events, [MIDSTREAM_REFUSED], 'pickup off');
   t.same(run([[0, SYN | ACK]], false).events, [MIDSTREAM_REFUSED]);
   t.same(run([[0, SYN]], false).events, [OK], 'a SYN is always fine');

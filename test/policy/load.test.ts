@@ -99,7 +99,7 @@ t.test('defaults are filled in (with their documented values)', async (t) => {
   if (!r.ok) throw new Error('invalid');
   t.same(r.policy.settings, {
     tcp: { midstream_pickup: true, on_midstream: 'drop_packet', on_invalid: 'drop_packet' },
-    names: { max_bytes: 8192, max_wait_ms: 1000, max_pending_flows: 4096, on_unreadable: 'drop', on_memcap: 'drop' },
+    names: { max_bytes: 8192, max_wait_ms: 1000, max_pending_flows: 4096, on_unreadable: 'drop', on_memcap: 'drop', on_unknown: 'drop', on_anomaly: 'drop_flow' },
     log: { max_per_s: 100 },
   });
   const c = compilePolicy(r.policy);
