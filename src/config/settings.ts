@@ -53,6 +53,23 @@ export const SETTINGS_SCHEMA = z.strictObject({
   healthMaxAgeMs: z.coerce.number().int().min(100).max(600_000).default(3500).describe('/healthz reports 503 when no self-test succeeded for a worker within this many ms.'),
   shutdownGraceMs: z.coerce.number().int().min(0).max(60_000).default(2000).describe('On SIGTERM: ms allowed for workers to flush before exit.'),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Operational log level (JSON lines on stderr).'),
+  // Verdict log (docs/logging.md).
+  logStdout: z.stringbool().default(true).describe('Write the verdict log to stdout as JSON lines (for container log drivers).'),
+  logFile: z.string().max(4096).default('').describe('Also append the verdict log to this file, rotated by size (empty: no file).'),
+  logFileMaxBytes: z.coerce.number().int().min(4096).max(1_099_511_627_776).default(100 * 1024 * 1024).describe('Verdict log file size at which it rotates, bytes (100 MiB).'),
+  logFileMaxFiles: z.coerce.number().int().min(1).max(1000).default(5).describe('Verdict log files kept, the live one included; the oldest is deleted.'),
+  logQueueBytes: z.coerce.number().int().min(65_536).max(1_073_741_824).default(8 * 1024 * 1024).describe(
+    'Verdict log queue cap per sink, bytes of serialized events (8 MiB); events past it are dropped and counted, the data plane never waits.',
+  ),
+  logRatePerS: z.coerce.number().min(0.001).max(1_000_000).default(1000).describe('Verdict log events per second per key (kind, stage, action, rule/signature/detector); burst one second; the rest are counted.'),
+  logSampleEvery: z.coerce.number().int().min(1).max(1_000_000).default(1).describe('Write 1 of every N flow_verdict and flow_summary events per key (1: all); findings and anomalies are never sampled.'),
+  logFlushMs: z.coerce.number().int().min(0).max(120_000).default(5000).describe('On shutdown: ms allowed to hand queued verdict log events to the sinks; the rest are counted as dropped.'),
+  cloudwatchLogGroup: z.union([z.literal(''), z.string().regex(/^[.\-_/#A-Za-z0-9]{1,512}$/, 'a CloudWatch Logs group name')]).default('').describe(
+    'Send the verdict log to this CloudWatch Logs group (empty: the sink is off). Region, credentials and endpoint follow the AWS SDK conventions (AWS_REGION, ...).',
+  ),
+  cloudwatchLogStream: z.union([z.literal(''), z.string().regex(/^[^:*]{1,512}$/, "a log stream name without ':' or '*'")]).default('').describe(
+    'CloudWatch Logs stream (empty: the EC2 instance id from instance metadata, else hostname plus the process start time).',
+  ),
 });
 
 export type Settings = Readonly<z.infer<typeof SETTINGS_SCHEMA>>;
