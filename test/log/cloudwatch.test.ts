@@ -154,3 +154,55 @@ t.test('a stream deleted under the sink is created again', async (t) => {
   t.same((await readStream('g-del', 's')).map((m) => (JSON.parse(m) as { reason: string }).reason), ['event 2']);
   t.match(sink.stats(), { sentEvents: 2, failedEvents: 0 });
 });
+
+t.test('calls are signed with credentials from instance metadata (IMDSv2), session token included', async (t) => {
+  const { createServer } = await import('node:http');
+  const { once } = await import('node:events');
+  const md = createServer((req, res) => {
+    if (req.method === 'PUT' && req.url === '/latest/api/token') return void res.writeHead(200).end('tok');
+    if (req.headers['x-aws-ec2-metadata-token'] !== 'tok') return void res.writeHead(401).end();
+    if (req.url === '/latest/meta-data/iam/security-credentials/') return void res.writeHead(200).end('role');
+    if (req.url === '/latest/meta-data/iam/security-credentials/role')
+      return void res.writeHead(200).end(JSON.stringify({ Code: 'Success', AccessKeyId: 'ASIAFROMIMDS', SecretAccessKey: 'k', Token: 'imds-session', Expiration: new Date(Date.now() + 3600_000).toISOString() }));
+    res.writeHead(404).end();
+  });
+  md.listen(0, '127.0.0.1');
+  await once(md, 'listening');
+  t.teardown(() => {
+    md.closeAllConnections();
+    md.close();
+  });
+  const proxy = new LogsProxy(moto.port);
+  const url = await proxy.start();
+  t.teardown(() => proxy.stop());
+  const env = { AWS_REGION: 'eu-west-1', AWS_ENDPOINT_URL: url, AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${(md.address() as { port: number }).port}` };
+  const sink = new CloudWatchLogsSink({ logGroup: 'g-imds', logStream: 's', env, lingerMs: 0 });
+  const router = new LogRouter({ sinks: [sink], queueBytes: 1 << 20, ratePerS: 1e9, sampleEvery: 1, applianceId: 'a' });
+  router.emit(anomaly(1));
+  await router.close(30_000);
+  t.ok(proxy.calls.length >= 3);
+  for (const c of proxy.calls) {
+    t.match(String(c.headers.authorization), /^AWS4-HMAC-SHA256 Credential=ASIAFROMIMDS\/\d{8}\/eu-west-1\/logs\/aws4_request/);
+    t.equal(c.headers['x-amz-security-token'], 'imds-session');
+  }
+  t.match(sink.stats(), { sentEvents: 1 });
+});
+
+t.test('shutdown: a batch waiting in backoff is given up at the flush deadline and counted, queued events too', async (t) => {
+  const proxy = new LogsProxy(moto.port);
+  const url = await proxy.start();
+  t.teardown(() => proxy.stop());
+  for (let i = 0; i < 5; i++) proxy.plan.push({ status: 503, type: 'ServiceUnavailableException' });
+  // Backoff of up to an hour: only the deadline can end this shutdown.
+  const sink = new CloudWatchLogsSink({ logGroup: 'g-shutdown', logStream: 's', env: { ...baseEnv, AWS_ENDPOINT_URL: url }, lingerMs: 0, retryBaseMs: 3_600_000, retryMaxMs: 3_600_000 });
+  const router = new LogRouter({ sinks: [sink], queueBytes: 1 << 20, ratePerS: 1e9, sampleEvery: 1, applianceId: 'a' });
+  router.emit(anomaly(1));
+  await new Promise<void>((resolve) => {
+    const check = (): void => void (proxy.puts().length === 1 ? resolve() : setTimeout(check, 10));
+    check();
+  });
+  router.emit(anomaly(2));
+  await router.close(200);
+  t.match(sink.stats(), { failedEvents: 1, sentEvents: 0 });
+  t.match(router.stats(), { sinks: { cloudwatch: { droppedAtShutdown: 1 } } });
+});
