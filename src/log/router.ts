@@ -80,17 +80,18 @@ export class LogRouter {
   }
 
   /**
-   * Offers one event (`timeMs`: when it happened, epoch ms; default now). Returns whether it was written to at
-   * least one sink's queue. Never waits.
+   * Offers one event (`timeMs`: when it happened, epoch ms; default now; `suppressedUpstream`: events the producer's
+   * own limiter left out, added to `suppressed`). Returns whether it was written to at least one sink's queue.
+   * Never waits.
    */
-  emit(event: UnstampedEvent, timeMs: number = this.wallNow()): boolean {
+  emit(event: UnstampedEvent, timeMs: number = this.wallNow(), suppressedUpstream = 0): boolean {
     this.emitted++;
     if (this.closed) return false;
     const key = limiterKey(event);
-    let suppressed = 0;
+    let suppressed = suppressedUpstream;
     if (key !== null) {
       if (this.limiter.decide(key, SAMPLED_KINDS.has(event.kind), this.monoNow()) !== 'write') return false;
-      suppressed = this.limiter.takeSuppressed(key);
+      suppressed += this.limiter.takeSuppressed(key);
     }
     const ms = Math.floor(timeMs);
     // The common fields are written as a JSON prefix rather than spread into a copy of the event: copying an

@@ -51,10 +51,10 @@ const flowFields = {
   srcPort: port.describe('Client port (0 for protocols without ports).'),
   dst: ipText.describe('Server (responder) address.'),
   dstPort: port.describe('Server port (0 for protocols without ports).'),
-  bytesToServer: count.describe('Inner IP bytes seen client to server so far.'),
-  bytesToClient: count.describe('Inner IP bytes seen server to client so far.'),
-  packetsToServer: count.describe('Packets seen client to server so far.'),
-  packetsToClient: count.describe('Packets seen server to client so far.'),
+  bytesToServer: count.nullable().describe('Inner IP bytes seen client to server so far; null when the producer does not track them.'),
+  bytesToClient: count.nullable().describe('Inner IP bytes seen server to client so far; null when not tracked.'),
+  packetsToServer: count.nullable().describe('Packets seen client to server so far; null when not tracked.'),
+  packetsToClient: count.nullable().describe('Packets seen server to client so far; null when not tracked.'),
 };
 
 /** Who decided and why (verdict provenance). */

@@ -206,3 +206,23 @@ t.test('shutdown: a batch waiting in backoff is given up at the flush deadline a
   t.match(sink.stats(), { failedEvents: 1, sentEvents: 0 });
   t.match(router.stats(), { sinks: { cloudwatch: { droppedAtShutdown: 1 } } });
 });
+
+t.test('from the settings: stdout, a rotating file and CloudWatch at once, each with every event', async (t) => {
+  const { resolveSettings } = await import('../../src/config/settings.js');
+  const { createVerdictLog } = await import('../../src/log/verdict-log.js');
+  const { Writable } = await import('node:stream');
+  const { readFileSync } = await import('node:fs');
+  const dir = t.testdir({});
+  const settings = resolveSettings({ logFile: `${dir}/verdicts.log`, cloudwatchLogGroup: '/gwlb/all-sinks', cloudwatchLogStream: 'appliance-1' }, {});
+  const out: string[] = [];
+  const stdout = new Writable({ write: (c: Buffer, _e, cb) => (out.push(c.toString()), cb()) });
+  const router = await createVerdictLog(settings, { env: { ...baseEnv, AWS_ENDPOINT_URL: moto.url }, warn: (m, f) => t.fail(`${m} ${JSON.stringify(f)}`), stdout });
+  for (let i = 0; i < 50; i++) router.emit(anomaly(i));
+  await router.close(30_000);
+  const stdoutLines = out.join('').split('\n').filter((l) => l !== '');
+  const fileLines = readFileSync(`${dir}/verdicts.log`, 'utf8').split('\n').filter((l) => l !== '');
+  const cloud = await readStream('/gwlb/all-sinks', 'appliance-1');
+  t.equal(stdoutLines.length, 50);
+  t.same(fileLines, stdoutLines, 'the file has the same lines');
+  t.same(cloud, stdoutLines, 'CloudWatch has the same messages');
+});
