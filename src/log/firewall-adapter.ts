@@ -56,6 +56,7 @@ export function firewallVerdictEvent(raw: unknown): { event: UnstampedEvent; sup
       direction: 'to_server',
       scope: str(e.scope),
       serverName: str(e.serverName),
+      serverNameSource: e.serverNameSource === 'tls' || e.serverNameSource === 'http' ? e.serverNameSource : null,
     },
   };
 }

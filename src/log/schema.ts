@@ -77,6 +77,7 @@ const FlowVerdict = z
     direction: z.enum(DIRECTIONS).describe('Direction of the packet that brought the decision.'),
     scope: text.nullable().describe('Policy scope that applied.'),
     serverName: text.nullable().describe('TLS SNI or HTTP Host read for the flow, if any.'),
+    serverNameSource: z.enum(['tls', 'http']).nullable().describe('Where serverName was read: the TLS ClientHello (SNI) or the HTTP Host header.'),
   })
   .describe('A stage decided a flow (drop, reject, alert, or a pass the policy asks to log).');
 

@@ -10,7 +10,7 @@ const firewallEvent = {
   stage: 'firewall', action: 'reject', reason: 'firewall.rule', rule: 'ssh-from-anywhere-else', ruleId: 6,
   ruleSource: 'policies/examples/inbound-web.yaml:44:5', scope: 'default', flow: 1234, proto: 6,
   src: '198.51.100.7', srcPort: 51000, dst: '10.20.1.10', dstPort: 22, endpointId: 'vpce-0a1b2c3d4e5f60718',
-  serverName: null, serverNameSource: null, nowMs: 81234.5, suppressed: 3,
+  serverName: 'allowed.example', serverNameSource: 'tls', nowMs: 81234.5, suppressed: 3,
 };
 
 t.test('a firewall event becomes a schema-valid flow_verdict, its suppressed count carried over', async (t) => {
@@ -24,7 +24,7 @@ t.test('a firewall event becomes a schema-valid flow_verdict, its suppressed cou
   await router.close(10_000);
   const e = JSON.parse(lines[0]!) as Record<string, unknown>;
   t.ok(LogEventSchema.safeParse(e).success);
-  t.match(e, { kind: 'flow_verdict', stage: 'firewall', action: 'reject', rule: 'ssh-from-anywhere-else', flowId: '1234', src: '198.51.100.7', dstPort: 22, endpointId: 'vpce-0a1b2c3d4e5f60718', suppressed: 3, bytesToServer: null, time: '2026-12-02T00:00:00.000Z' });
+  t.match(e, { kind: 'flow_verdict', stage: 'firewall', action: 'reject', rule: 'ssh-from-anywhere-else', flowId: '1234', src: '198.51.100.7', dstPort: 22, endpointId: 'vpce-0a1b2c3d4e5f60718', suppressed: 3, bytesToServer: null, serverName: 'allowed.example', serverNameSource: 'tls', time: '2026-12-02T00:00:00.000Z' });
 });
 
 t.test('events without a known action or addresses are refused, not written half-formed', async (t) => {

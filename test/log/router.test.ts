@@ -29,6 +29,7 @@ function verdict(rule: string, i = 0): UnstampedEvent {
     direction: 'to_server',
     scope: 'default',
     serverName: null,
+    serverNameSource: null,
   };
 }
 
