@@ -69,6 +69,8 @@ export class LogRouter {
   policyVersion: string | null = null;
   private readonly applianceIdJson: string;
   emitted = 0;
+  /** Events that passed the limits and were offered to the sinks. */
+  written = 0;
   invalid = 0;
 
   constructor(private readonly options: RouterOptions) {
@@ -104,6 +106,7 @@ export class LogRouter {
       this.invalid++;
       return false;
     }
+    this.written++;
     const entry: LogEntry = { line, bytes: Buffer.byteLength(line), timeMs: ms };
     let queued = false;
     for (const p of this.pumps) {
@@ -157,7 +160,7 @@ export class LogRouter {
         ...p.sink.stats(),
       };
     }
-    return { emitted: this.emitted, written: this.limiter.written, rateLimited: this.limiter.rateLimited, sampledOut: this.limiter.sampledOut, invalid: this.invalid, sinks };
+    return { emitted: this.emitted, written: this.written, rateLimited: this.limiter.rateLimited, sampledOut: this.limiter.sampledOut, invalid: this.invalid, sinks };
   }
 
   keyCounts(): KeyCounts[] {
