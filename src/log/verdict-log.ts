@@ -2,7 +2,8 @@
  * Builds the verdict log router from the settings: stdout (unless --log-stdout false), the rotating file (with
  * --log-file), CloudWatch Logs (with --cloudwatch-log-group). The appliance id is the EC2 instance id when
  * CloudWatch is configured and instance metadata answers, else the hostname: metadata is asked only when
- * CloudWatch is on, so hosts outside EC2 do not wait for it.
+ * CloudWatch is on, so hosts outside EC2 do not wait for it. The CloudWatch modules (undici, the SigV4 signer) are
+ * loaded only then too.
  */
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
@@ -11,8 +12,6 @@ import { LogRouter } from './router.js';
 import type { LogSink } from './sinks/sink.js';
 import { StdoutSink } from './sinks/stdout.js';
 import { RotatingFileSink } from './sinks/file.js';
-import { CloudWatchLogsSink, defaultStreamName } from './cloudwatch.js';
-import { CredentialProvider } from './aws/credentials.js';
 
 export type VerdictLogSettings = Pick<
   Settings,
@@ -33,6 +32,9 @@ export async function createVerdictLog(settings: VerdictLogSettings, deps: Verdi
   if (settings.logFile !== '') sinks.push(new RotatingFileSink({ path: settings.logFile, maxBytes: settings.logFileMaxBytes, maxFiles: settings.logFileMaxFiles }));
   let applianceId = hostname();
   if (settings.cloudwatchLogGroup !== '') {
+    // Loaded only when configured: undici and the signer add to every start otherwise.
+    const { CloudWatchLogsSink, defaultStreamName } = await import('./cloudwatch.js');
+    const { CredentialProvider } = await import('./aws/credentials.js');
     const credentials = new CredentialProvider(deps.env);
     const imds = deps.env.AWS_EC2_METADATA_DISABLED?.toLowerCase() === 'true' ? null : credentials.imds;
     const instanceId = imds === null ? '' : await imds.instanceId().catch(() => '');
