@@ -15,6 +15,9 @@ import { createLogger } from '../util/logger.js';
 import { PolicyManager, type BoundedReloadResult } from '../policy/reload.js';
 import { formatIssue, sortIssues } from '../policy/errors.js';
 import type { Settings } from '../config/settings.js';
+import { createVerdictLog } from '../log/verdict-log.js';
+import type { LogRouter } from '../log/router.js';
+import { firewallVerdictEvent } from '../log/firewall-adapter.js';
 
 /** Why start failed, for the start_failed line: which step, and a hint where one helps. */
 type StartStep = 'instance_lock' | 'data_plane' | 'self_test' | 'admin_listener';
@@ -44,6 +47,19 @@ export async function runAppliance(settings: Settings): Promise<number> {
     log.error('start_failed', { step: 'policy', reason: `policy ${settings.policy} is invalid (${first.issues.length} errors above)`, file: settings.policy, errors: first.issues.length });
     return 2;
   }
+  // Verdict log: stdout, file and/or CloudWatch Logs through the router (docs/logging.md); never blocks workers.
+  let verdictLog: LogRouter;
+  try {
+    verdictLog = await createVerdictLog(settings, { env: process.env, warn: (m, f) => log.warn(m, f) });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    log.error('start_failed', { step: 'verdict_log', reason: e.message, code: e.code });
+    return 2;
+  }
+  verdictLog.policyVersion = String(first.generation);
+  verdictLog.emit({ kind: 'policy_reload', trigger: 'start', ok: true, file: settings.policy, errors: [] });
+  let unreadableVerdicts = 0;
+
   // Any failure from here on releases everything taken so far (in reverse) and exits non-zero with one
   // start_failed line: a half-started appliance holding 6081 without a health endpoint is the worst outcome.
   let step: StartStep = 'instance_lock';
@@ -57,8 +73,11 @@ export async function runAppliance(settings: Settings): Promise<number> {
     step = 'data_plane';
     supervisor = new Supervisor(settings, { generation: first.generation, document: first.loaded }, log);
     const sup = supervisor;
-    // Verdict log: one JSON object per line on stdout (docs/policy.md describes the event).
-    sup.onVerdictLog = (event) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...(event as object) }) + '\n');
+    sup.onVerdictLog = (raw) => {
+      const v = firewallVerdictEvent(raw);
+      if (v === null) unreadableVerdicts++;
+      else verdictLog.emit(v.event, Date.now(), v.suppressed);
+    };
     await sup.start();
     step = 'self_test';
     const st = new SelfTest(settings.listen, settings.port, settings.workers, sup.probeNonce, sup.steeringKey);
@@ -74,6 +93,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
       extraStats: () => ({
         policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
         admin: { health: health?.counters, stats: statsServer?.counters },
+        verdictLog: { ...verdictLog.stats(), unreadableVerdicts },
       }),
     };
     const token = resolveStatsToken(settings.statsToken, settings.statsTokenFile);
@@ -89,6 +109,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
     selfTest?.stop();
     await supervisor?.stop().catch(() => undefined);
     await lock?.release();
+    await verdictLog.close(settings.logFlushMs);
     log.error('start_failed', {
       step,
       reason: e.message,
@@ -121,12 +142,16 @@ export async function runAppliance(settings: Settings): Promise<number> {
   const stats = statsServer;
   const instanceLock = lock;
 
-  const applied = (why: string, r: BoundedReloadResult): void => {
+  const applied = (why: 'SIGHUP' | 'file-change', r: BoundedReloadResult): void => {
+    const trigger = why === 'SIGHUP' ? 'sighup' : 'file_change';
     if (!r.ok) {
+      verdictLog.emit({ kind: 'policy_reload', trigger, ok: false, file: settings.policy, errors: sortIssues(r.issues).slice(0, 50).map((i) => formatIssue(i).slice(0, 512)) });
       log.error('policy_reload_rejected', { why, file: settings.policy, errors: sortIssues(r.issues).map(formatIssue), keptGeneration: r.generation });
       return;
     }
     sup.applyPolicy({ generation: r.generation, document: r.loaded, reevaluate: r.reevaluate });
+    verdictLog.policyVersion = String(r.generation);
+    verdictLog.emit({ kind: 'policy_reload', trigger, ok: true, file: settings.policy, errors: [] });
     log.info('policy_reloaded', { why, file: settings.policy, generation: r.generation });
   };
   const unwatch = policy.watchBounded((r) => applied('file-change', r));
@@ -147,8 +172,9 @@ export async function runAppliance(settings: Settings): Promise<number> {
       void sup
         .stop()
         .then(() => instanceLock.release())
+        .then(() => verdictLog.close(settings.logFlushMs))
         .then(() => {
-          log.info('stopped', {});
+          log.info('stopped', { verdictLog: verdictLog.stats() });
           resolve(0);
         });
     };

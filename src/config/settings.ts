@@ -223,6 +223,46 @@ export const SETTINGS_SCHEMA = z.strictObject({
   clamd: z.string().refine(isClamdAddress, 'unix:/path/clamd.sock or tcp:host:port').default('unix:/run/clamav/clamd.ctl').describe(
     "Where the operator's clamd listens for the antivirus stage: unix:/path/clamd.sock or tcp:host:port (default: Debian clamav-daemon's socket). The appliance never starts a scanner itself. See docs/antivirus.md.",
   ),
+  // Verdict log (docs/logging.md).
+  logStdout: z.stringbool().default(true).describe('Write the verdict log to stdout as JSON lines (for container log drivers).'),
+  logFile: z
+    .string()
+    .max(MAX_PATH_CHARS)
+    .meta({ allowed: `empty, or a file path of up to ${MAX_PATH_CHARS} characters` })
+    .default('')
+    .describe('Also append the verdict log to this file, rotated by size (empty: no file).'),
+  logFileMaxBytes: int({ min: 4096, max: 1_099_511_627_776, unit: 'bytes', default: 100 * 1024 * 1024, description: 'Verdict log file size at which it rotates, bytes (100 MiB).' }),
+  logFileMaxFiles: int({ min: 1, max: 1000, unit: 'files', default: 5, description: 'Verdict log files kept, the live one included; the oldest is deleted.' }),
+  logQueueBytes: int({
+    min: 65_536,
+    max: 1_073_741_824,
+    unit: 'bytes',
+    default: 8 * 1024 * 1024,
+    description: 'Verdict log queue cap per sink, bytes of serialized events (8 MiB); events past it are dropped and counted, the data plane never waits.',
+  }),
+  logRatePerS: z
+    .coerce.number()
+    .min(0.001)
+    .max(1_000_000)
+    .default(1000)
+    .meta({
+      description: 'Verdict log events per second per key (kind, stage, action, rule/signature/detector); burst one second; the rest are counted.',
+      range: { min: 0.001, max: 1_000_000, unit: 'events/s' },
+    }),
+  logSampleEvery: int({
+    min: 1,
+    max: 1_000_000,
+    unit: 'events',
+    default: 1,
+    description: 'Write 1 of every N flow_verdict and flow_summary events per key (1: all); findings and anomalies are never sampled.',
+  }),
+  logFlushMs: int({ min: 0, max: 120_000, unit: 'ms', default: 5000, description: 'On shutdown: ms allowed to hand queued verdict log events to the sinks; the rest are counted as dropped.' }),
+  cloudwatchLogGroup: z.union([z.literal(''), z.string().regex(/^[.\-_/#A-Za-z0-9]{1,512}$/, 'a CloudWatch Logs group name')]).default('').describe(
+    'Send the verdict log to this CloudWatch Logs group (empty: the sink is off). Region, credentials and endpoint follow the AWS SDK conventions (AWS_REGION, ...).',
+  ),
+  cloudwatchLogStream: z.union([z.literal(''), z.string().regex(/^[^:*]{1,512}$/, "a log stream name without ':' or '*'")]).default('').describe(
+    'CloudWatch Logs stream (empty: the EC2 instance id from instance metadata, else hostname plus the process start time).',
+  ),
 });
 
 export type Settings = Readonly<z.infer<typeof SETTINGS_SCHEMA>>;
