@@ -218,8 +218,9 @@ if (problems.length > 0) {
     ]);
     const tookMs = Date.now() - started;
     t.not(bad.code, 0, `curl blocked.example fails: ${bad.stderr}`);
+    // curl exits 28 on its --max-time: anything else is the reset; the time taken is a diagnostic only.
     t.not(bad.code, 28, 'by a reset, not a timeout');
-    t.ok(tookMs < 3_000, `failed after ${tookMs} ms`);
+    t.comment(`curl to blocked.example failed after ${tookMs} ms`);
     t.equal(bad.sha, null, 'no body was written');
     // The firewall read the name from the ClientHello it held, and refused the flow by the catch-all TLS rule.
     const vb = await nextVerdict({ rule: 'tls-other-names' }, loggedOther);
