@@ -1,5 +1,5 @@
 // Flow table micro-benchmark: memory for 1,000,000 concurrent flows, lookups/s and creates/s, and the same
-// lookups through a Map keyed by a template string (the design we rejected, DESIGN.md §3).
+// lookups through a Map keyed by a template string (the design we rejected, docs/architecture.md §3).
 // Build first: cd /work/main && npx tsc -p .   Run: node bench/flow-table.mjs [--flows N]
 // One JSON line per measurement. Acceptance: 1,000,000 flows in ≤ 300 MB RSS for the whole process.
 // Each memory measurement runs in its own child process so its RSS and peak RSS are its own.

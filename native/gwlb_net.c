@@ -1,13 +1,13 @@
 /*
  * gwlb_net — the small N-API addon behind src/dataplane/native.ts.
  *
- * It gives the data plane what Node's dgram cannot (DESIGN.md §2, §3):
+ * It gives the data plane what Node's dgram cannot (docs/architecture.md §2, §3):
  *  - SO_REUSEPORT UDP socket groups whose members are chosen by a classic BPF program hashing the *inner*
  *    IP addresses symmetrically, so both directions of a flow reach the same worker thread;
  *  - recvmmsg/sendmmsg batches into one preallocated Buffer of fixed slots, with lengths and addresses in
  *    typed arrays (no per-packet JS objects, no per-call malloc);
  *  - IP_PKTINFO (which local address GWLB sent to) and SO_RXQ_OVFL (kernel receive-queue drops);
- *  - a raw IPv4 socket for the return path, which must keep GWLB's UDP source port (DESIGN.md §2);
+ *  - a raw IPv4 socket for the return path, which must keep GWLB's UDP source port (docs/architecture.md §2);
  *  - uv_poll readiness callbacks and TUN devices for the lab.
  *
  * Addresses cross the boundary as uint32 in host order of significance (127.0.0.1 === 0x7f000001).
@@ -693,7 +693,7 @@ static napi_value js_open_tun(napi_env env, napi_callback_info info) {
   if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &name_len) != napi_ok) return type_error(env, "name", "a string");
   if (name_len >= IFNAMSIZ) return range_error(env, "name", "is longer than IFNAMSIZ - 1 (15) bytes");
   napi_get_value_string_utf8(env, argv[0], ifr.ifr_name, IFNAMSIZ, &name_len);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;        /* bare IP packets, as GENEVE carries them (DESIGN.md §2) */
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;        /* bare IP packets, as GENEVE carries them (docs/architecture.md §2) */
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, "open", errno);
   if (ioctl(fd, TUNSETIFF, &ifr)) return close_throw(env, fd, "ioctl(TUNSETIFF)");

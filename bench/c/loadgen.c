@@ -4,7 +4,7 @@
  *   loadgen --target ADDR:PORT --bind ADDR [--flows N] [--size BYTES] [--rate PPS] [--duration S]
  *           [--batch N] [--sockets N] [--proto udp|tcp] [--new-flows [--first-flow N]]
  *
- * Each datagram is what GWLB sends (DESIGN.md §2, RFC 8926 §3.4-3.5): GENEVE ver 0, Opt Len 8 (32 bytes of
+ * Each datagram is what GWLB sends (docs/architecture.md §2, RFC 8926 §3.4-3.5): GENEVE ver 0, Opt Len 8 (32 bytes of
  * options), O=0 C=0, Protocol Type 0x0800, VNI 0, then the three AWS options of class 0x0108 — type 1
  * (8-byte endpoint id), type 2 (8-byte attachment id, zero), type 3 (4-byte flow cookie, distinct per flow) —
  * then a valid inner IPv4+UDP packet of --size bytes (with --proto tcp: IPv4+TCP, flags ACK). Each flow is a
@@ -48,7 +48,7 @@
 #define TCP_HDR_LEN 20
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
-#define INNER_MAX 8500                      /* GWLB's inner MTU (DESIGN.md §2) */
+#define INNER_MAX 8500                      /* GWLB's inner MTU (docs/architecture.md §2) */
 #define MAX_FLOWS (1 << 20)
 #define MAX_SOCKETS 64
 #define MAX_BATCH 1024

@@ -1,5 +1,5 @@
 /*
- * reflector — the C ceiling for the data plane (DESIGN.md §3 "Measured on this machine").
+ * reflector — the C ceiling for the data plane (docs/architecture.md §3 "Why a native addon"; docs/benchmarks.md).
  *
  *   reflector ADDR PORT [BATCH]
  *

@@ -1,5 +1,5 @@
 /**
- * Data-path self-test behind /healthz (DESIGN.md §2: a health endpoint that says 200 while the data path is
+ * Data-path self-test behind /healthz (docs/architecture.md §2: a health endpoint that says 200 while the data path is
  * broken is the most common field failure).
  *
  * Every interval the prober sends, to the appliance's own GENEVE socket, one GWLB-shaped datagram per worker:

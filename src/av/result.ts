@@ -1,5 +1,5 @@
 /**
- * Scan outcomes (DESIGN.md §3: "not scanned" is its own outcome, never reported as clean) and their counters.
+ * Scan outcomes (docs/architecture.md §3: "not scanned" is its own outcome, never reported as clean) and their counters.
  */
 
 export const NOT_SCANNED_REASONS = ['size_limit', 'timeout', 'unreachable', 'protocol_error', 'scanner_error', 'overloaded'] as const;

@@ -14,7 +14,7 @@ import { MAX_GWLB_SOURCES, parseCidrList } from '../dataplane/source-guard.js';
 
 export const ENV_PREFIX = 'GWLB_INSPECTOR_';
 
-/** GWLB's own idle timeouts (DESIGN.md §2), defined once in the flow table: our flow state must outlive them. */
+/** GWLB's own idle timeouts (docs/architecture.md §2), defined once in the flow table: our flow state must outlive them. */
 export const FLOW_IDLE_TCP_S = FLOW_IDLE_TCP_MS / 1000;
 export const FLOW_IDLE_OTHER_S = FLOW_IDLE_OTHER_MS / 1000;
 
@@ -198,6 +198,7 @@ export const SETTINGS_SCHEMA = z.strictObject({
   gwlbSources: z
     .string()
     .default('')
+    .meta({ allowed: 'empty (any source), or up to 64 IPv4 CIDRs separated by commas, like 10.0.1.0/24,10.0.2.0/24' })
     .refine(
       (v) => {
         try {
@@ -220,7 +221,7 @@ export const SETTINGS_SCHEMA = z.strictObject({
   healthMaxAgeMs: int({ min: 100, max: 600_000, unit: 'ms', default: 3500, description: '/healthz reports 503 when no self-test succeeded for a worker within this many ms.' }),
   shutdownGraceMs: int({ min: 0, max: 60_000, unit: 'ms', default: 2000, description: 'On SIGTERM: ms allowed for workers to flush before exit.' }),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Operational log level (JSON lines on stderr).'),
-  clamd: z.string().refine(isClamdAddress, 'unix:/path/clamd.sock or tcp:host:port').default('unix:/run/clamav/clamd.ctl').describe(
+  clamd: z.string().refine(isClamdAddress, 'unix:/path/clamd.sock or tcp:host:port').meta({ allowed: 'unix:/path/clamd.sock or tcp:host:port' }).default('unix:/run/clamav/clamd.ctl').describe(
     "Where the operator's clamd listens for the antivirus stage: unix:/path/clamd.sock or tcp:host:port (default: Debian clamav-daemon's socket). The appliance never starts a scanner itself. See docs/antivirus.md.",
   ),
   // Verdict log (docs/logging.md).
@@ -257,10 +258,18 @@ export const SETTINGS_SCHEMA = z.strictObject({
     description: 'Write 1 of every N flow_verdict and flow_summary events per key (1: all); findings and anomalies are never sampled.',
   }),
   logFlushMs: int({ min: 0, max: 120_000, unit: 'ms', default: 5000, description: 'On shutdown: ms allowed to hand queued verdict log events to the sinks; the rest are counted as dropped.' }),
-  cloudwatchLogGroup: z.union([z.literal(''), z.string().regex(/^[.\-_/#A-Za-z0-9]{1,512}$/, 'a CloudWatch Logs group name')]).default('').describe(
+  cloudwatchLogGroup: z
+    .union([z.literal(''), z.string().regex(/^[.\-_/#A-Za-z0-9]{1,512}$/, 'a CloudWatch Logs group name')])
+    .meta({ allowed: 'empty (off), or a CloudWatch Logs group name: 1–512 of A-Z a-z 0-9 . - _ / #' })
+    .default('')
+    .describe(
     'Send the verdict log to this CloudWatch Logs group (empty: the sink is off). Region, credentials and endpoint follow the AWS SDK conventions (AWS_REGION, ...).',
   ),
-  cloudwatchLogStream: z.union([z.literal(''), z.string().regex(/^[^:*]{1,512}$/, "a log stream name without ':' or '*'")]).default('').describe(
+  cloudwatchLogStream: z
+    .union([z.literal(''), z.string().regex(/^[^:*]{1,512}$/, "a log stream name without ':' or '*'")])
+    .meta({ allowed: "empty (instance id, else hostname + start time), or 1–512 characters without ':' or '*'" })
+    .default('')
+    .describe(
     'CloudWatch Logs stream (empty: the EC2 instance id from instance metadata, else hostname plus the process start time).',
   ),
 });

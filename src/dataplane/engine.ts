@@ -12,7 +12,7 @@
  *
  * Receive layout: datagram i sits at buf[i * slotSize + HEADROOM_BYTES ...]. The HEADROOM_BYTES in front of it
  * receive the outer IPv4 + UDP header on the return path, so allowed packets go back out of the very slot they
- * came in (the GENEVE header bytes are re-sent exactly as received, DESIGN.md §2).
+ * came in (the GENEVE header bytes are re-sent exactly as received, docs/architecture.md §2).
  */
 import { decodeGeneve, GENEVE_PORT, GWLB_MAX_DATAGRAM_BYTES } from '../geneve/codec.js';
 import { createGeneveHeader, type GeneveHeader } from '../geneve/types.js';
@@ -30,7 +30,7 @@ import { inCidrs, inSorted, parseCidrList, type CidrList } from './source-guard.
 /** Outer IPv4 (20) + UDP (8) header written in front of each payload by the raw return path. */
 export const HEADROOM_BYTES = 28;
 /**
- * Receive slot: headroom + the largest outer packet GWLB sends (8568 bytes, DESIGN.md §2), rounded up to a
+ * Receive slot: headroom + the largest outer packet GWLB sends (8568 bytes, docs/architecture.md §2), rounded up to a
  * 64-byte multiple: 8640 bytes, so UDP payloads up to 8612 bytes fit (a header with extra options too).
  */
 export const SLOT_BYTES = Math.ceil((HEADROOM_BYTES + GWLB_MAX_DATAGRAM_BYTES) / 64) * 64;
@@ -300,7 +300,7 @@ export class PacketEngine {
     let flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
     if (!flows.created && this.isNewConnection(flow)) {
       // Same endpoint and 5-tuple, new flow: GWLB renewed the cookie after its idle timeout, or a SYN reopened a
-      // closed connection. The old verdict must not carry over: start the flow afresh (DESIGN.md §2).
+      // closed connection. The old verdict must not carry over: start the flow afresh (docs/architecture.md §2).
       bump(c, COUNTER.FLOW_RENEWALS);
       flows.remove(flow);
       flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
@@ -309,7 +309,7 @@ export class PacketEngine {
       bump(c, COUNTER.FLOW_CREATIONS);
       if (gh.hasFlowCookie) flows.setCookie(flow, gh.flowCookie);
     }
-    // DESIGN.md §2: GWLB reuses a 5-tuple with a new cookie after its idle timeout: always keep the newest header.
+    // docs/architecture.md §2: GWLB reuses a 5-tuple with a new cookie after its idle timeout: always keep the newest header.
     flows.storeHeader(flow, buf, off, gh.headerLength, localAddr, gwlbAddr, gwlbPort);
     flows.countPacket(flow, flows.direction, len - gh.headerLength);
 
@@ -344,7 +344,7 @@ export class PacketEngine {
         if (fragment >= 0) this.fragments.pend(fragment, flow);
         return;
       }
-      // Budget exhausted: the holding stage's fail mode decides (DESIGN.md §3).
+      // Budget exhausted: the holding stage's fail mode decides (docs/architecture.md §3).
       const stage = stages[holdStage] as Stage;
       action = stage.onHoldExpired !== undefined ? stage.onHoldExpired(flow) : ACTION.DROP;
       if (refused === HOLD_REFUSED.MEMCAP) {
@@ -416,7 +416,7 @@ export class PacketEngine {
   }
 
   private queueReturn(off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number): void {
-    // DESIGN.md §2 return path: outer IPs swapped, UDP ports kept (source = GWLB's port, destination = 6081).
+    // docs/architecture.md §2 return path: outer IPs swapped, UDP ports kept (source = GWLB's port, destination = 6081).
     this.queue(this.rxSend, off, len, localAddr, gwlbAddr, gwlbPort, GENEVE_PORT);
   }
 
@@ -461,7 +461,7 @@ export class PacketEngine {
     bump(this.counters, COUNTER.HOLD_DISCARDED, this.holds.take(flow).length);
   }
 
-  /** DESIGN.md §2: packets we originate on a flow go out inside the newest GENEVE header seen for it. */
+  /** docs/architecture.md §2: packets we originate on a flow go out inside the newest GENEVE header seen for it. */
   private reject(flow: number, buf: Buffer): void {
     const build = this.rejectBuilder;
     if (build === undefined) return;

@@ -2,7 +2,7 @@
  * Typed face of the small N-API addon (native/gwlb_net.c) that gives the data plane what Node's dgram cannot:
  * SO_REUSEPORT socket groups with symmetric inner-address steering, recvmmsg/sendmmsg batches into one
  * preallocated buffer, IP_PKTINFO (which local address GWLB sent to), a raw IPv4 socket for the return path
- * (source port = GWLB's port, as DESIGN.md §2 requires) and TUN devices for the lab.
+ * (source port = GWLB's port, as docs/architecture.md §2 requires) and TUN devices for the lab.
  *
  * Addresses cross the boundary as unsigned 32-bit numbers in host order of significance
  * (127.0.0.1 === 0x7f000001). Every call that can fail throws an Error whose message starts with the syscall

@@ -1,5 +1,5 @@
 /**
- * The firewall: first stage of the service chain (DESIGN.md §3).
+ * The firewall: first stage of the service chain (docs/architecture.md §3).
  *
  *   packet ─> TCP tracker (exception policies) ─> flow has a verdict? ── yes ─> pass/alert: CONTINUE (an HTTP
  *                                                      │                       connection passed by a name: its

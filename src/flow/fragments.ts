@@ -21,7 +21,7 @@
  * been decided within timeoutMs of its first sighting is dropped with everything held for it.
  *
  * Datagram key: IP version, protocol, Identification (16 bits in IPv4, 32 in IPv6), source and destination
- * address, and the GWLB endpoint id (VPCs overlap: DESIGN.md §2). Numeric keys in typed arrays, chained hash
+ * address, and the GWLB endpoint id (VPCs overlap: docs/architecture.md §2). Numeric keys in typed arrays, chained hash
  * buckets, a creation-order list for expiry (one timeout for all entries, so creation order is expiry order).
  * Nothing here runs for a packet that is not a fragment.
  */

@@ -6,7 +6,7 @@
  * unordered pair of endpoints within one tenant.
  * - GWLB endpoint id (GENEVE option type 1, 64 bits as hi/lo halves; 0, 0 when GWLB sent none): one fleet
  *   serves many VPCs, and VPCs overlap (every VPC can have 10.0.0.5), so the same 5-tuple through two
- *   endpoints is two flows that must never share state (DESIGN.md §2).
+ *   endpoints is two flows that must never share state (docs/architecture.md §2).
  * - IP version: addresses are compared IPv4-mapped (below), so an IPv6 packet between ::ffff:a.b.c.d addresses
  *   would otherwise be the same key as the IPv4 flow.
  * - TCP / UDP: the 5-tuple.

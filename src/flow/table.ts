@@ -1,5 +1,5 @@
 /**
- * The per-worker flow table (DESIGN.md §3): one entry per flow, found from either direction by a symmetric key,
+ * The per-worker flow table (docs/architecture.md §3): one entry per flow, found from either direction by a symmetric key,
  * holding the flow's verdict, counters, timestamps and the newest GENEVE header GWLB sent with it.
  *
  * Layout: a flow is an index into typed arrays. No per-flow JS objects, no string keys, no Map: a lookup is a
@@ -29,7 +29,7 @@
  * *replaced* when the table grows: read fields through the table each time (`table.action[flow]`), never keep a
  * reference to an array across a lookupOrCreate.
  *
- * Idle timeouts (DESIGN.md §2): our flows must outlive GWLB's, or a flow GWLB still considers alive would come
+ * Idle timeouts (docs/architecture.md §2): our flows must outlive GWLB's, or a flow GWLB still considers alive would come
  * back to us as a "new" midstream flow; the defaults equal GWLB's (TCP 350 s, everything else 120 s).
  * Each idle-timeout class (TCP, other, closed TCP) has its own LRU list. A list is ordered by last-seen time
  * (a touch moves the flow to the tail; the table's clock never goes back), so expiry only ever looks at list
@@ -763,7 +763,7 @@ export class FlowTable implements FlowAccess {
 
   /**
    * Keeps buf[off, off + len) as the flow's newest GENEVE header, with the outer addresses it came with
-   * (DESIGN.md §2: GWLB reuses a 5-tuple with a new flow cookie, so always refresh from the newest packet).
+   * (docs/architecture.md §2: GWLB reuses a 5-tuple with a new flow cookie, so always refresh from the newest packet).
    * Returns false when the header is longer than the slot and the overflow pool is full: the flow then has no
    * header (headerLength 0) and cannot originate packets until a header fits again.
    */

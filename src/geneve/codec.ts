@@ -31,7 +31,7 @@
  * type 3 = flow cookie (4 bytes). 3 × 4-byte option headers + 20 bytes data = 32 bytes of options, so the GENEVE
  * header is 40 bytes and outer IPv4 (20) + UDP (8) + GENEVE (40) = 68 bytes of overhead.
  *
- * Receive rules (DESIGN.md §2), in the order decodeGeneve applies them:
+ * Receive rules (docs/architecture.md §2), in the order decodeGeneve applies them:
  *   1. 8 bytes of fixed header present.
  *   2. Ver = 0 (§3.4: "Packets received by a tunnel endpoint with an unknown version MUST be dropped").
  *   3. 8 + Opt Len * 4 fits the datagram.

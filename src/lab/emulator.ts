@@ -6,7 +6,7 @@
  *   decode the inner IP packet → flow key (5-tuple for TCP/UDP; 3-tuple for other protocols; or the configured
  *   3-tuple / 2-tuple stickiness) → flow lookup (symmetric: both directions are one flow) → a new flow picks a
  *   target among the routable ones by hash and gets a fresh random flow cookie → the flow's GENEVE header
- *   (DESIGN.md §2: Ver 0, VNI 0, options class 0x0108 type 1 endpoint id, type 2 attachment id 0, type 3 cookie)
+ *   (docs/architecture.md §2: Ver 0, VNI 0, options class 0x0108 type 1 endpoint id, type 2 attachment id 0, type 3 cookie)
  *   is written in front of the inner packet → sent from the emulator's address to target:6081.
  *
  * Return path (an IPv4 datagram captured by a raw socket on the emulator's address, port 6081):
@@ -82,7 +82,7 @@ export interface EmulatorSettings {
   health: HealthCheckSettings;
   /**
    * Raw GENEVE options (hex, whole RFC 8926 §3.5 options) appended after the AWS ones in every header, e.g. a
-   * non-critical option of another class: the appliance must send them back verbatim (DESIGN.md §2). Empty: GWLB's
+   * non-critical option of another class: the appliance must send them back verbatim (docs/architecture.md §2). Empty: GWLB's
    * exact 40-byte header.
    */
   extraOptionsHex: string;
@@ -644,7 +644,7 @@ export class GwlbEmulator {
     } else if (proto === flow.protocol && sameAddr(pkt.src, flow.b) && sameAddr(pkt.dst, flow.a) && sp === flow.bPort && dp === flow.aPort) {
       direction = 1;
     } else if (this.isIcmpError(pkt)) {
-      // An ICMP error the appliance originated for this flow (DESIGN.md §2) rides the flow's header.
+      // An ICMP error the appliance originated for this flow (docs/architecture.md §2) rides the flow's header.
       direction = sameAddr(pkt.dst, flow.a) ? 1 : 0;
     } else {
       return this.reject('inner-mismatch');

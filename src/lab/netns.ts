@@ -24,7 +24,7 @@ export const LAB_NS_PREFIX = 'gwi-';
 /** Lab ids: short, so `gwi-<id>-server` stays readable; letters, digits and '_' only. */
 export const LAB_ID_PATTERN = /^[a-z0-9_]{1,12}$/;
 
-/** MTU of the inner links (veths and TUN): GWLB carries inner packets up to 8500 bytes (DESIGN.md §2). */
+/** MTU of the inner links (veths and TUN): GWLB carries inner packets up to 8500 bytes (docs/architecture.md §2). */
 export const LAB_INNER_MTU = 8500;
 /** Policy routing table in the gateway that sends forwarded traffic into the TUN device. */
 export const LAB_TUN_TABLE = 100;

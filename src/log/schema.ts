@@ -7,7 +7,7 @@
  * producer cannot slip a raw matched value into an event under a new name.
  *
  * DLP findings carry a keyed hash (HMAC-SHA-256 with a per-appliance key) and a masked form of each match, never
- * the clear value (DESIGN.md §5). Addresses and ports are written as the client (initiator) sent them.
+ * the clear value (docs/architecture.md §5). Addresses and ports are written as the client (initiator) sent them.
  */
 import { z } from 'zod';
 

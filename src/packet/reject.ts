@@ -1,6 +1,6 @@
 /**
  * What a `reject` verdict sends: a TCP RST to each end of a TCP flow, or an ICMP/ICMPv6 "administratively
- * prohibited" unreachable to the sender of anything else (DESIGN.md §3). The data plane wraps the result in the
+ * prohibited" unreachable to the sender of anything else (docs/architecture.md §3). The data plane wraps the result in the
  * flow's newest GENEVE header and sends it back through GWLB, which delivers it like any packet of the flow.
  *
  * Builders write into a caller-provided buffer at an offset (no allocation), return the bytes written, and return

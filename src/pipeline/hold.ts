@@ -1,5 +1,5 @@
 /**
- * Packets held while a stage decides their flow (DESIGN.md §3: in block mode no byte covered by a blocking
+ * Packets held while a stage decides their flow (docs/architecture.md §3: in block mode no byte covered by a blocking
  * verdict reaches its destination, so the bytes wait here). Each held packet is a copy of the whole GENEVE
  * datagram plus the outer addressing needed to send it later.
  *

@@ -1,5 +1,5 @@
 /**
- * The one contract every stage of the service chain (firewall → AV → DLP) implements (DESIGN.md §3):
+ * The one contract every stage of the service chain (firewall → AV → DLP) implements (docs/architecture.md §3):
  * given a flow, a direction and a packet (with its new bytes), return continue, hold or verdict.
  *
  * Stages run on a worker thread, synchronously, once per packet, allocation-free on the fast path. A stage that
@@ -20,7 +20,7 @@ export const STAGE_RESULT = {
 } as const;
 export type StageResult = (typeof STAGE_RESULT)[keyof typeof STAGE_RESULT];
 
-/** Verdict actions (DESIGN.md §3). Numeric so they fit the flow table's typed arrays. */
+/** Verdict actions (docs/architecture.md §3). Numeric so they fit the flow table's typed arrays. */
 export const ACTION = {
   /** No verdict yet (flow table initial value). */
   NONE: 0,

@@ -34,6 +34,6 @@ t.test('bad addresses are faults with a stable code and say what is wrong', asyn
 t.test('the clamd setting (--clamd, GWLB_INSPECTOR_CLAMD) is validated as an address at start', async (t) => {
   t.equal(resolveSettings({}, {}).clamd, 'unix:/run/clamav/clamd.ctl', "Debian clamav-daemon's socket by default");
   t.equal(resolveSettings({}, { GWLB_INSPECTOR_CLAMD: 'tcp:10.0.0.9:3310' }).clamd, 'tcp:10.0.0.9:3310');
-  t.throws(() => resolveSettings({ clamd: 'tcp:10.0.0.9' }, {}), /--clamd: unix:\/path\/clamd\.sock or tcp:host:port/);
+  t.throws(() => resolveSettings({ clamd: 'tcp:10.0.0.9' }, {}), /^--clamd: "tcp:10\.0\.0\.9" is not valid; allowed: unix:\/path\/clamd\.sock or tcp:host:port$/);
   t.throws(() => resolveSettings({}, { GWLB_INSPECTOR_CLAMD: 'clamd.sock' }), /GWLB_INSPECTOR_CLAMD/);
 });

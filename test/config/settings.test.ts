@@ -128,3 +128,12 @@ t.test('admin listeners: stats default to loopback on another port; cross-settin
   t.throws(() => resolveSettings({ statsTokenFile: '/x' }, { GWLB_INSPECTOR_STATS_TOKEN: 'a'.repeat(20) }), /not both/);
   t.throws(() => resolveSettings({ adminListen: '127.0.0.1:70000' }, {}), /^--admin-listen: "127\.0\.0\.1:70000" /);
 });
+
+t.test('every setting describes what it allows in its own words (regression: unions and refined strings fell back to the boolean text)', async (t) => {
+  for (const name of Object.keys(SETTINGS_SCHEMA.shape)) {
+    const text = allowedValues(name);
+    t.notMatch(text, /\[object/, `${name}: ${text}`);
+    const fallback = typeof (resolveSettings({}, {}) as Record<string, unknown>)[name] === 'boolean';
+    if (!fallback) t.notMatch(text, /^true or false/, `${name} is not a boolean, so it does not say true or false`);
+  }
+});

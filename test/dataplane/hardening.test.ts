@@ -38,7 +38,7 @@ function sendTo(s: Socket, d: Buffer, port: number, addr: string): Promise<void>
 }
 
 async function stats(app: Appliance): Promise<Record<string, unknown>> {
-  return (await getJson(`${app.adminUrl}/stats`)).body;
+  return (await getJson(`${app.statsUrl}/stats`)).body;
 }
 
 const drops = (s: Record<string, unknown>): Record<string, number> => s['drops'] as Record<string, number>;
@@ -90,7 +90,7 @@ t.test('loop guard: a GENEVE datagram from the appliance\'s own address on port 
   const s1 = await stats(app);
   t.equal(drops(s1)['loop_guard'], 1, 'counted once');
   t.equal((s1['passed'] as number) - (s0['passed'] as number), 0, 'never passed to the chain');
-  const m = await (await fetch(`${app.adminUrl}/metrics`)).text();
+  const m = await (await fetch(`${app.statsUrl}/metrics`)).text();
   t.match(m, /gwlb_inspector_drops\{reason="loop_guard"\} 1/, 'visible in /metrics');
   // What crossed loopback: the one datagram the test sent, nothing returned.
   const pkt = Buffer.alloc(65536);

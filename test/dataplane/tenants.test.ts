@@ -1,5 +1,5 @@
 /**
- * Tenants never mix (DESIGN.md §2): two VPCs behind one fleet can send identical 5-tuples (every VPC has
+ * Tenants never mix (docs/architecture.md §2): two VPCs behind one fleet can send identical 5-tuples (every VPC has
  * 10.0.0.5). A GENEVE sender plays GWLB over real loopback UDP toward a real appliance whose policy gives the two
  * endpoint ids scopes that decide differently, and interleaves both tenants' TCP connections on the very same
  * 5-tuple, in both directions. Each tenant must get its own decision, its own flow entry, and neither flow may
@@ -82,7 +82,7 @@ function send(datagram: Buffer): Promise<void> {
 }
 
 async function stats(): Promise<Record<string, unknown>> {
-  return (await getJson(`${app.adminUrl}/stats`)).body;
+  return (await getJson(`${app.statsUrl}/stats`)).body;
 }
 
 interface Segment {

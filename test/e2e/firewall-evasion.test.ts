@@ -150,7 +150,7 @@ if (problems.length > 0) {
     await until('both requests at the server', () => requests({ url: '/after-flood' }).length === 1);
     t.equal(requests({ url: '/during-flood', host: 'allowed.example' }).length, 1, 'the server received the request made during the flood');
     t.equal(requests({ url: '/after-flood', host: 'allowed.example' }).length, 1, 'and the one made right after it');
-    const stats = await L().fetchInGateway(`${(appliance as ApplianceHandle).adminUrl}/stats`);
+    const stats = await L().fetchInGateway(`${(appliance as ApplianceHandle).statsUrl}/stats`);
     t.equal(stats.status, 200);
   });
 }

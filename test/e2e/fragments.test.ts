@@ -83,7 +83,7 @@ if (problems.length > 0) {
       .map((l) => JSON.parse(l) as SinkEvent)
       .filter((e) => e.tag === tag);
   const stats = async (): Promise<Record<string, number> & { drops: Record<string, number> }> => {
-    const r = await L().fetchInGateway(`${(appliance as ApplianceHandle).adminUrl}/stats`);
+    const r = await L().fetchInGateway(`${(appliance as ApplianceHandle).statsUrl}/stats`);
     if (r.status !== 200) throw new Error(`/stats answered ${r.status} ${r.error ?? r.body}`);
     return JSON.parse(r.body) as Record<string, number> & { drops: Record<string, number> };
   };

@@ -3,8 +3,8 @@
  * - returns that break the rules (cookie changed, source port not kept) are refused, counted and not delivered,
  *   using the stand-in reflector (test/lab/fixtures/reflector.mjs) that can misbehave on purpose;
  * - the real appliance with two workers keeps both directions of a flow together even when GWLB sends the two
- *   directions from different outer source ports (DESIGN.md §3: GWLB's source-port policy is unknown), and sends
- *   back an option it does not understand verbatim (DESIGN.md §2).
+ *   directions from different outer source ports (docs/architecture.md §3: GWLB's source-port policy is unknown), and sends
+ *   back an option it does not understand verbatim (docs/architecture.md §2).
  */
 import t from 'tap';
 import { join } from 'node:path';

@@ -128,7 +128,7 @@ function setup(settings: Partial<EmulatorSettings> = {}, targets = 2) {
   };
 }
 
-/** The datagram an appliance returns per DESIGN.md §2: IPv4 (src = target, dst = emulator) + UDP (ports kept). */
+/** The datagram an appliance returns per docs/architecture.md §2: IPv4 (src = target, dst = emulator) + UDP (ports kept). */
 function returnDatagram(
   s: Sent,
   opts: { from?: string; srcPort?: number; dstPort?: number; to?: string; payload?: Buffer; checksum?: 'valid' | 'zero' | 'bad' } = {},

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { compilePolicy } from '../../src/policy/compile.js';
@@ -6,6 +7,7 @@ import { formatIssue } from '../../src/policy/errors.js';
 import { loadPolicy } from '../../src/policy/load.js';
 import { ACTION, STAGE_RESULT } from '../../src/pipeline/stage.js';
 import { Harness } from '../fixtures/firewall.js';
+import { CLI } from '../helpers/appliance.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const files = ['policies/default.yaml', ...readdirSync(`${repo}policies/examples`).map((f) => `policies/examples/${f}`)];
@@ -71,7 +73,7 @@ t.test('the examples do what their comments say', async (t) => {
 /** The `explain` commands in each shipped policy's header comment, parsed into explain() inputs. */
 function headerExamples(file: string, text: string): { line: string; input: Parameters<Harness['stage']['explain']>[0] }[] {
   const out: { line: string; input: Parameters<Harness['stage']['explain']>[0] }[] = [];
-  for (const m of text.matchAll(/^#\s+npx gwlb-inspector explain --policy (\S+) (tcp|udp) ([\d.]+):(\d+) ([\d.]+):(\d+)(?: --sni (\S+))?(?: --endpoint (\S+))?[ \t]*$/gm)) {
+  for (const m of text.matchAll(/^#\s+npx gwlb-inspector explain (?:--policy-root \. )?--policy (\S+) (tcp|udp) ([\d.]+):(\d+) ([\d.]+):(\d+)(?: --sni (\S+))?(?: --endpoint (\S+))?[ \t]*$/gm)) {
     if (m[1] !== file) throw new Error(`${file}: its example explains ${m[1]}`);
     const input: Parameters<Harness['stage']['explain']>[0] = { proto: m[2] === 'tcp' ? 6 : 17, src: m[3] as string, srcPort: Number(m[4]), dst: m[5] as string, dstPort: Number(m[6]) };
     if (m[7] !== undefined) input.sni = m[7];
@@ -106,12 +108,16 @@ t.test('every explain example in a shipped policy header decides as the header t
   };
   const seen: string[] = [];
   for (const f of files) {
-    const r = loadPolicy(f);
+    const r = loadPolicy(f, undefined, { root: repo });
     const c = r.ok ? compilePolicy(r.policy) : undefined;
     if (!r.ok || c === undefined || !c.ok) throw new Error(`${f} invalid`);
     const h = new Harness(c.policy);
     for (const ex of headerExamples(f, r.policy.sources[f] ?? '')) {
-      const key = ex.line.replace('npx gwlb-inspector explain --policy ', '');
+      const key = ex.line.replace(/^npx gwlb-inspector explain (--policy-root \. )?--policy /, '');
+      // The command as a reader copies it from the comment, run from the repository root with the real CLI.
+      const cli = spawnSync(process.execPath, [CLI, ...ex.line.split(' ').slice(2)], { cwd: repo, encoding: 'utf8' });
+      t.equal(cli.status, 0, `${key}: the header's command runs as written (${cli.stdout.split('\n')[0] ?? ''})`);
+      t.match(cli.stdout, new RegExp(`^decision\\s+${expected[key]?.action.toUpperCase() ?? '?'} `, 'm'), `${key}: the CLI prints the same decision`);
       seen.push(key);
       const e = h.stage.explain(ex.input);
       t.ok(e.fastPathAgrees, `${key}: the packet path agrees`);
