@@ -20,6 +20,6 @@ log="$dir/tap.log"
 mapfile -t dirs < <(find test -mindepth 1 -maxdepth 1 -type d ! -name e2e ! -name lab ! -name helpers ! -name fixtures | sort)
 PATH="$dir/bin:$PATH" node node_modules/.bin/tap --disable-coverage "${dirs[@]}" 2>&1 | tee "$log" | grep -E '^(not )?ok |^# \{' || true
 summary="$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)"
-echo "$summary" | grep -qE 'fail: [1-9]|skip: [1-9]|todo: [1-9]' && { grep -B5 -A30 '^not ok' "$log" | head -80; exit 1; }
+echo "$summary" | grep -qE 'fail: [1-9]|skip: [1-9]|todo: [1-9]' && { grep -E -A25 '^ +not ok' "$log" | head -120; exit 1; }
 [ -n "$summary" ] || { tail -40 "$log"; exit 1; }
 echo "test-image-node: Node $major: ${summary#\# }"
