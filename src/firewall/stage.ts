@@ -1005,8 +1005,7 @@ export class FirewallStage implements Stage {
 
   /** Per-flow arrays grow (doubling) with the highest flow index seen: bounded by the flow table's max_flows. */
   private growFlowArrays(flow: number): void {
-    let n = Math.max(1024, this.flowBits.length);
-    while (n <= flow) n *= 2;
+    const n = grownLength(this.flowBits.length, flow);
     const st = new Uint32Array(n);
     st.set(this.flowStart);
     const b = new Uint8Array(n);
@@ -1018,8 +1017,7 @@ export class FirewallStage implements Stage {
   private setDecided(flow: number, epoch: number, action: Action): void {
     if (flow >= this.decidedEpoch.length) {
       if (epoch === 0) return;
-      let n = Math.max(1024, this.decidedEpoch.length);
-      while (n <= flow) n *= 2;
+      const n = grownLength(this.decidedEpoch.length, flow);
       const e = new Uint32Array(n);
       e.set(this.decidedEpoch);
       const a = new Uint8Array(n);
@@ -1041,6 +1039,13 @@ export class FirewallStage implements Stage {
 }
 
 function noLog(): void {}
+
+/** Length of a per-flow array grown (doubling, from at least 1024) until it holds index `flow`. */
+function grownLength(current: number, flow: number): number {
+  let n = Math.max(1024, current);
+  while (n <= flow) n *= 2;
+  return n;
+}
 
 function cached(ctx: PacketContext, action: Action): StageResult {
   if (action === ACTION.PASS || action === ACTION.ALERT) return STAGE_RESULT.CONTINUE;

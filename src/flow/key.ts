@@ -88,6 +88,13 @@ export function effectiveDstPort(pkt: InnerPacket): number {
  * (Linux conntrack seeds its jhash at boot for the same reason). It is a mitigation, not a cryptographic
  * guarantee: MurmurHash3's round function admits seed-independent multicollisions for long inputs.
  */
+/** The symmetric core of both hashes: the two endpoints' hashes added (order-free), then the protocol. */
+function endpointSum(protocol: number, src: ArrayLike<number>, srcPort: number, dst: ArrayLike<number>, dstPort: number, seed: number): number {
+  const a = endpointHash(src[0] as number, src[1] as number, src[2] as number, src[3] as number, srcPort, seed);
+  const b = endpointHash(dst[0] as number, dst[1] as number, dst[2] as number, dst[3] as number, dstPort, seed);
+  return ((a + b) | 0) ^ Math.imul(protocol + 1, PROTOCOL_SPREAD);
+}
+
 export function tupleHash(
   protocol: number,
   src: ArrayLike<number>,
@@ -96,11 +103,7 @@ export function tupleHash(
   dstPort: number,
   seed = 0,
 ): number {
-  const a = endpointHash(src[0] as number, src[1] as number, src[2] as number, src[3] as number, srcPort, seed);
-  const b = endpointHash(dst[0] as number, dst[1] as number, dst[2] as number, dst[3] as number, dstPort, seed);
-  let h = (a + b) | 0;
-  h ^= Math.imul(protocol + 1, PROTOCOL_SPREAD);
-  return fmix32(h ^ seed) >>> 0;
+  return fmix32(endpointSum(protocol, src, srcPort, dst, dstPort, seed) ^ seed) >>> 0;
 }
 
 /**
@@ -120,10 +123,7 @@ export function flowKeyHash(
   dstPort: number,
   seed = 0,
 ): number {
-  const a = endpointHash(src[0] as number, src[1] as number, src[2] as number, src[3] as number, srcPort, seed);
-  const b = endpointHash(dst[0] as number, dst[1] as number, dst[2] as number, dst[3] as number, dstPort, seed);
-  let h = (a + b) | 0;
-  h ^= Math.imul(protocol + 1, PROTOCOL_SPREAD);
+  let h = endpointSum(protocol, src, srcPort, dst, dstPort, seed);
   h = mixWord(h, endpointHi);
   h = mixWord(h, endpointLo);
   h = mixWord(h, ipVersion);
