@@ -26,6 +26,9 @@ import {
   type RuleSetOutput,
 } from './schema.js';
 import { setRef } from './values.js';
+import type { AntivirusScopeSection, AntivirusSection } from '../av/policy.js';
+import { checkDlpSection, type DlpScopeSection, type DlpSection } from '../dlp/policy.js';
+import type { TestingSection } from '../content/test-policy.js';
 
 /** Largest policy or rule-set file read: 8 MiB. */
 export const MAX_POLICY_FILE_BYTES = 8 * 1024 * 1024;
@@ -67,6 +70,9 @@ export interface LoadedScope {
   defaultLog: RuleOutput['log'];
   rules: LoadedRule[];
   origin: Origin;
+  /** The scope's content-stage overrides as written (null: inherit the top-level section). */
+  antivirus: AntivirusScopeSection | null;
+  dlp: DlpScopeSection | null;
 }
 
 export interface LoadedPolicy {
@@ -78,6 +84,10 @@ export interface LoadedPolicy {
   sets: Record<SetKind, Record<string, LoadedSet>>;
   /** scopes[0] is the default scope (top-level default_action and rules). */
   scopes: LoadedScope[];
+  /** Content stages' sections as parsed (null when absent: the stage is off). */
+  antivirus: AntivirusSection | null;
+  dlp: DlpSection | null;
+  testing: TestingSection | null;
 }
 
 export type LoadResult =
@@ -229,6 +239,8 @@ class Loader {
       defaultLog: data.default_log,
       rules: this.expandRules(file, data.rules, ['rules'], [resolvePath(root)]),
       origin: this.origin(file, ['default_action']),
+      antivirus: null,
+      dlp: null,
     });
     for (const [name, scope] of Object.entries(data.scopes ?? {})) {
       scopes.push({
@@ -238,15 +250,28 @@ class Loader {
         defaultLog: scope.default_log,
         rules: this.expandRules(file, scope.rules, ['scopes', name, 'rules'], [resolvePath(root)]),
         origin: this.origin(file, ['scopes', name, 'default_action']),
+        antivirus: scope.antivirus ?? null,
+        dlp: scope.dlp ?? null,
       });
+      if (scope.dlp !== undefined) this.checkSection(file, ['scopes', name, 'dlp'], scope.dlp, checkDlpSection);
     }
+    if (data.dlp !== undefined) this.checkSection(file, ['dlp'], data.dlp, checkDlpSection);
     this.checkScopes(file, scopes);
     this.checkSetReferences(scopes);
     this.lint(scopes);
 
     const hasError = this.issues.some((i) => i.severity === 'error');
     if (hasError) return { ok: false, issues: this.issues, files: this.attempted };
-    const policy: LoadedPolicy = { root, sources: this.sources, settings: data.settings, sets: this.sets, scopes };
+    const policy: LoadedPolicy = {
+      root,
+      sources: this.sources,
+      settings: data.settings,
+      sets: this.sets,
+      scopes,
+      antivirus: data.antivirus ?? null,
+      dlp: data.dlp ?? null,
+      testing: data.testing ?? null,
+    };
     return { ok: true, policy, issues: this.issues, files: this.attempted };
   }
 
@@ -630,6 +655,11 @@ class Loader {
     const off = node?.range?.[0];
     if (off === undefined) return [1, 1];
     return this.lineCol(file, off);
+  }
+
+  /** A content stage's own checks of its section (what zod cannot see), reported at the offending node. */
+  private checkSection<T>(file: ParsedFile, base: PathSegment[], section: T, check: (section: T, report: (path: PathSegment[], message: string) => void) => void): void {
+    check(section, (sub, message) => this.issue(this.origin(file, [...base, ...sub]), [], POLICY_ISSUE.INVALID, message));
   }
 
   private origin(file: ParsedFile, path: PathSegment[], key = false): Origin {

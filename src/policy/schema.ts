@@ -7,6 +7,9 @@
  * Defaults live here, with their units, and nowhere else; the generated JSON Schema shows them.
  */
 import { z } from 'zod';
+import { AntivirusScopeSchema, AntivirusSectionSchema } from '../av/policy.js';
+import { DlpScopeSchema, DlpSectionSchema } from '../dlp/policy.js';
+import { TestingSectionSchema } from '../content/test-policy.js';
 import {
   ENDPOINT_ID_PATTERN,
   NAME_PATTERN,
@@ -279,6 +282,8 @@ export const ScopeSchema = z
     default_action: ActionSchema.meta({ description: 'Action when no rule of this scope matches.' }),
     default_log: DefaultLog.optional(),
     rules: RuleListSchema.default([]),
+    antivirus: AntivirusScopeSchema.optional().meta({ description: "This scope's antivirus settings: each field overrides the top-level antivirus section." }),
+    dlp: DlpScopeSchema.optional().meta({ description: "This scope's DLP settings: each field overrides the top-level dlp section." }),
   })
   .meta({ id: 'Scope' });
 
@@ -358,6 +363,9 @@ export const PolicySchema = z
       )
       .optional()
       .meta({ description: 'Per-endpoint scopes: one fleet, many VPCs. A packet is decided by the scope listing its GWLB endpoint id.' }),
+    antivirus: AntivirusSectionSchema.optional().meta({ description: 'Antivirus stage (ClamAV): docs/antivirus.md.' }),
+    dlp: DlpSectionSchema.optional().meta({ description: 'DLP stage: docs/dlp.md.' }),
+    testing: TestingSectionSchema.optional().meta({ description: 'Stages for tests only; refused unless the appliance runs with --enable-test-stages.' }),
   })
   .meta({
     title: 'gwlb-inspector policy',
