@@ -16,7 +16,7 @@ function sources(o: { alive: boolean[]; lastOk: number[]; policy?: boolean }): H
 
 t.test('healthy only when every worker runs and passed its self-test recently', async (t) => {
   const now = Date.now();
-  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, reasons: [] });
+  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, draining: false, reasons: [] });
   const stale = evaluateHealth(sources({ alive: [true, true], lastOk: [now, now - 10_000] }));
   t.equal(stale.healthy, false);
   t.match(stale.reasons[0], /worker 1 data-path self-test failed/);
