@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeGeneve } from '../../src/geneve/codec.js';
 import { buildIPv4Tcp } from '../../src/packet/build.js';
-import { startAppliance, randomPort, randomLoopback, getJson, type Appliance } from '../helpers/appliance.js';
+import { spawnSync } from 'node:child_process';
+import { startAppliance, randomPort, randomLoopback, getJson, REPO, type Appliance } from '../helpers/appliance.js';
 import { waitFor } from '../helpers/wait.js';
 
 const APPLIANCE = '127.0.0.1';
@@ -62,6 +63,12 @@ async function roundTrip(datagram: Buffer, what: string): Promise<void> {
   await waitFor(() => returned.has(datagram.toString('hex')), 5000, `${what} returned to GWLB`);
 }
 
+/** The container HEALTHCHECK script (docker/Dockerfile) against this appliance's health listener. */
+function healthcheck(): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'dist', 'admin', 'healthcheck.js'), new URL(app.adminUrl).host], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout };
+}
+
 function drain(token: string | undefined): Promise<Response> {
   return fetch(`${app.statsUrl}/drain`, { method: 'POST', headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
 }
@@ -75,6 +82,7 @@ t.test('after POST /drain, /healthz is 503 "draining" and an established flow ke
   await roundTrip(segment(true, ISN_C + 1, ISN_S + 1, ACK), 'ACK');
   await roundTrip(segment(true, ISN_C + 1, ISN_S + 1, PSH_ACK, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'), 'request before the drain');
 
+  t.match(healthcheck(), { code: 0, out: /^healthy/ }, 'HEALTHCHECK: healthy');
   t.equal((await drain(undefined)).status, 401, 'drain needs the stats token when one is set');
   t.equal((await getJson(`${app.adminUrl}/healthz`)).status, 200, 'a refused drain changes nothing');
   t.equal((await fetch(`${app.adminUrl}/drain`, { method: 'POST' })).status, 405, 'the health listener has no /drain (it answers GET /healthz only)');
@@ -93,6 +101,8 @@ t.test('after POST /drain, /healthz is 503 "draining" and an established flow ke
   await roundTrip(segment(true, ISN_C + 28, ISN_S + 39, ACK), 'ACK after the drain');
   await roundTrip(segment(true, ISN_C + 28, ISN_S + 39, 0x11), 'FIN after the drain');
 
+  t.match(healthcheck(), { code: 0, out: /^draining/ }, 'HEALTHCHECK: draining is healthy for the container, so it is not replaced while flows finish');
+
   const again = await drain(TOKEN);
   t.equal(again.status, 200, 'a second drain is accepted');
   t.same(await again.json(), { ...firstBody, alreadyDraining: true }, 'and changes nothing: same time as the first');
@@ -100,4 +110,7 @@ t.test('after POST /drain, /healthz is 503 "draining" and an established flow ke
   const stats = await fetch(`${app.statsUrl}/stats`, { headers: { authorization: `Bearer ${TOKEN}` } });
   t.match(await stats.json(), { draining: true });
   t.equal(app.logs.filter((l) => l['msg'] === 'draining').length, 1, 'one draining log line, at the first drain');
+
+  await app.stop();
+  t.match(healthcheck(), { code: 1, out: /^no answer from/ }, 'HEALTHCHECK: a stopped appliance is unhealthy');
 });
