@@ -52,12 +52,13 @@ t.test('every path COPY takes from the build context exists and is not dockerign
   }
 });
 
-t.test('two stages on the same slim Node image: the toolchain only in the build stage', async (t) => {
-  t.equal(stages.length, 2, 'multi-stage: build and runtime');
+t.test('build and runtime stages on the same slim Node image: the toolchain only in the build stage', async (t) => {
+  t.equal(stages.length, 3, 'build, lab (compose profile only) and runtime');
   const from = stages.map((s) => s[0] ?? '');
   t.match(from[0], /^FROM node:\d+-slim AS build$/i);
-  t.match(from[1], /^FROM node:\d+-slim$/i);
-  t.equal(/node:(\d+)/.exec(from[0] as string)?.[1], /node:(\d+)/.exec(from[1] as string)?.[1], 'the addons are compiled for the Node that runs them');
+  t.match(from[1], /^FROM build AS lab$/i, 'the lab stage reuses the build');
+  t.match(from[2], /^FROM node:\d+-slim$/i, 'the runtime stage is last: the default target');
+  t.equal(/node:(\d+)/.exec(from[0] as string)?.[1], /node:(\d+)/.exec(from[2] as string)?.[1], 'the addons are compiled for the Node that runs them');
   t.match(buildStage.filter((l) => /^RUN\s/i.test(l)).join('\n'), /apt-get install[^\n]*\bmake\b[^\n]*\bg\+\+[^\n]*\bpython3\b/, 'node-gyp toolchain in the build stage');
   t.notMatch(runtime.join('\n'), /\b(g\+\+|gcc|make|python3|build-essential)\b/, 'no compiler in the runtime image');
 });
