@@ -109,6 +109,12 @@ t.test('file capability on the node binary (the image), bounding set NET_RAW onl
   t.equal(set.status, 0, set.stderr);
   t.match(spawnSync('getcap', [node], { encoding: 'utf8' }).stdout, /cap_net_raw[=+]ep/);
   await applianceWorks(t, node, ['--inh-caps=-all', '--bounding-set=-all,+net_raw'], false);
+  // Node treats a process with file capabilities as privileged and ignores NODE_OPTIONS (docs/operations.md).
+  const heap = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all,+net_raw', '--', node, '-p', "Math.round(require('v8').getHeapStatistics().heap_size_limit / 1048576)"], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=64' },
+  });
+  t.ok(Number(heap.stdout) > 256, `NODE_OPTIONS ignored: heap limit ${heap.stdout.trim()} MiB, not 64`);
 });
 
 /** Key=value lines of docker/gwlb-inspector.service's [Service] section. */
