@@ -8,7 +8,8 @@ import t from 'tap';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runValidate, guessKind } from '../../src/cli/validate.js';
-import { bundleReader, indentCulprit, loadPolicy } from '../../src/policy/load.js';
+import { bundleReader, loadPolicy } from '../../src/policy/load.js';
+import { indentCulprit } from '../../src/policy/yaml-indent.js';
 import { REPO } from '../helpers/appliance.js';
 
 async function validate(args: string[]): Promise<{ code: number; out: string }> {
