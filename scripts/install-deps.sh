@@ -11,6 +11,9 @@
 #                       (rules/clamav as the only database); the package's own clamd/freshclam services are not used
 set -euo pipefail
 PKGS=(iproute2 curl iperf3 ncat iputils-ping make g++ python3 procps tshark openssl clamav-daemon clamdscan)
+# util-linux (setpriv) and libcap2-bin (setcap, getcap): the appliance run as an unprivileged user with only
+# CAP_NET_RAW, as a file or an ambient capability, the way the image and the systemd unit run it (test/docker).
+PKGS+=(util-linux libcap2-bin)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

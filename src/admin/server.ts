@@ -2,7 +2,11 @@
  * The admin HTTP listeners, kept apart so what GWLB probes cannot be starved or read by anyone else:
  *   - health (--admin-listen, default 0.0.0.0:8080): GET /healthz only, for the GWLB target group health check;
  *   - stats (--stats-listen, default 127.0.0.1:9090): GET /stats (JSON) and GET /metrics (Prometheus text), with
- *     an optional bearer token (--stats-token / --stats-token-file), compared in constant time.
+ *     an optional bearer token (--stats-token / --stats-token-file), compared in constant time; and POST /drain,
+ *     which turns /healthz to 503 for good (GWLB then sends no new flows here) while every flow already here goes
+ *     on (docs/operations.md, "Upgrading without dropping flows"). Drain lives on the stats listener, not on the
+ *     health listener: the health listener faces the whole appliance subnet and must stay read-only, while a
+ *     drain is an operator's action (loopback by default, the bearer token when bound wider).
  * Both answer from state the data plane already maintains (no work per probe), so several probes per second cost
  * nothing; every response carries Content-Length and the request body is drained, so connections close with FIN,
  * never RST.
@@ -30,10 +34,30 @@ export interface HealthSources {
   policyLoaded: () => boolean;
   /** Extra state for /stats (policy reloads, log sinks...). */
   extraStats?: () => Record<string, unknown>;
+  /** Set by POST /drain; absent: the stats listener refuses /drain (404). */
+  drain?: DrainState;
+}
+
+/**
+ * Whether the operator asked this appliance to drain. Once set it stays set until the process exits: draining is
+ * the first step of replacing an instance, and a drain that could be undone by accident would send new flows to an
+ * instance about to stop.
+ */
+export interface DrainState {
+  /** Date.now() of the first POST /drain; 0 while not draining. */
+  sinceMs: number;
+  /** Called once, on the first POST /drain (the appliance logs it). */
+  onDrain?: () => void;
+}
+
+export function createDrainState(onDrain?: () => void): DrainState {
+  return onDrain === undefined ? { sinceMs: 0 } : { sinceMs: 0, onDrain };
 }
 
 export interface HealthReport {
   healthy: boolean;
+  /** True after POST /drain: unhealthy on purpose, whatever else holds. */
+  draining: boolean;
   reasons: string[];
   /** Content stages working in a documented degraded mode (fail-open without their scanner). */
   degraded: string[];
@@ -41,6 +65,8 @@ export interface HealthReport {
 
 export function evaluateHealth(h: HealthSources): HealthReport {
   const reasons: string[] = [];
+  const drainSince = h.drain?.sinceMs ?? 0;
+  if (drainSince !== 0) reasons.push(`draining since ${new Date(drainSince).toISOString()} (POST /drain): existing flows continue, GWLB sends new flows elsewhere`);
   if (!h.policyLoaded()) reasons.push('no policy loaded');
   const now = Date.now();
   for (let w = 0; w < h.supervisor.workerCount; w++) {
@@ -55,7 +81,7 @@ export function evaluateHealth(h: HealthSources): HealthReport {
     if (sh.state === 'down') reasons.push(`stage ${name} down: ${sh.detail}`);
     else if (sh.state === 'degraded') degraded.push(`stage ${name} degraded: ${sh.detail}`);
   }
-  return { healthy: reasons.length === 0, reasons, degraded };
+  return { healthy: reasons.length === 0, draining: drainSince !== 0, reasons, degraded };
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -198,7 +224,8 @@ export function startHealthServer(host: string, port: number, limits: HttpLimits
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
     if (pathOf(req) === '/healthz') {
       const r = evaluateHealth(h);
-      return send(res, r.healthy ? 200 : 503, 'application/json', JSON.stringify({ status: r.healthy ? (r.degraded.length > 0 ? 'degraded' : 'ok') : 'unhealthy', reasons: r.reasons, degraded: r.degraded }) + '\n');
+      const status = r.healthy ? (r.degraded.length > 0 ? 'degraded' : 'ok') : r.draining ? 'draining' : 'unhealthy';
+      return send(res, r.healthy ? 200 : 503, 'application/json', JSON.stringify({ status, reasons: r.reasons, degraded: r.degraded }) + '\n');
     }
     send(res, 404, 'text/plain', 'not found: this listener serves /healthz only\n');
   });
@@ -217,8 +244,10 @@ export function bearerMatches(header: string | undefined, expected: Buffer): boo
 }
 
 /**
- * The stats listener: GET /stats and /metrics. With a token, every request needs `Authorization: Bearer TOKEN`
- * (401 with WWW-Authenticate otherwise); an empty token means no authentication (loopback default).
+ * The stats listener: GET /stats and /metrics, POST /drain. With a token, every request needs
+ * `Authorization: Bearer TOKEN` (401 with WWW-Authenticate otherwise); an empty token means no authentication
+ * (loopback default). POST /drain is idempotent: the first one starts draining, later ones answer the same
+ * state with the first one's time.
  */
 export function startStatsServer(host: string, port: number, limits: HttpLimits, token: string, h: HealthSources): Promise<AdminServer> {
   const counters = newCounters();
@@ -230,14 +259,27 @@ export function startStatsServer(host: string, port: number, limits: HttpLimits,
       res.setHeader('www-authenticate', 'Bearer realm="gwlb-inspector"');
       return send(res, 401, 'text/plain', 'unauthorized: send Authorization: Bearer <token>\n');
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
     const path = pathOf(req);
+    if (path === '/drain' && h.drain !== undefined) {
+      if (req.method !== 'POST') {
+        res.setHeader('allow', 'POST');
+        return send(res, 405, 'text/plain', 'method not allowed: POST /drain\n');
+      }
+      const d = h.drain;
+      const first = d.sinceMs === 0;
+      if (first) {
+        d.sinceMs = Date.now();
+        d.onDrain?.();
+      }
+      return send(res, first ? 202 : 200, 'application/json', JSON.stringify({ status: 'draining', since: new Date(d.sinceMs).toISOString(), alreadyDraining: !first }) + '\n');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
     if (path === '/stats') {
-      const stats = { ...h.supervisor.stats(), ...(h.extraStats?.() ?? {}), selfTest: { sent: h.selfTest.sent, received: h.selfTest.received, mismatched: h.selfTest.mismatched } };
+      const stats = { ...h.supervisor.stats(), ...(h.extraStats?.() ?? {}), draining: (h.drain?.sinceMs ?? 0) !== 0, selfTest: { sent: h.selfTest.sent, received: h.selfTest.received, mismatched: h.selfTest.mismatched } };
       return send(res, 200, 'application/json', JSON.stringify(stats, null, 2) + '\n');
     }
     if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', prometheus(h.supervisor.stats()));
-    send(res, 404, 'text/plain', 'not found: try /stats or /metrics (health is on the health listener)\n');
+    send(res, 404, 'text/plain', 'not found: try /stats, /metrics or POST /drain (health is on the health listener)\n');
   });
 }
 

@@ -11,7 +11,7 @@
  * under /run/gwlb-inspector/ID) and returns; `down` stops them by PID and removes the namespaces.
  */
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { LAB_HEALTH_DEFAULTS, healthSettingsProblems, type HealthCheckSettings } from '../lab/health.js';
 import type { EmulatorSettings, Stickiness } from '../lab/emulator.js';
 import { attachLab, startLab, type Lab } from '../lab/lab.js';
@@ -132,6 +132,57 @@ async function up(args: string[], out: (s: string) => void): Promise<number> {
   return 0;
 }
 
+/** The counters `lab status` shows for a running appliance, from its /stats. */
+const STATUS_COUNTERS = ['rx_packets', 'tx_packets', 'passed', 'dropped_policy', 'rejected', 'flows_active'];
+
+/** The last operational error an appliance logged (start_failed, a fault), as `msg: reason`; null when none. */
+function lastLoggedError(logFile: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0 && i >= lines.length - 200; i--) {
+    const line = lines[i] ?? '';
+    if (!line.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o['level'] !== 'error' && o['level'] !== 'fatal') continue;
+      const why = [o['step'] === undefined ? '' : `step ${String(o['step'])}`, typeof o['reason'] === 'string' ? o['reason'] : typeof o['error'] === 'string' ? o['error'] : '']
+        .filter((x) => x !== '')
+        .join(', ');
+      return `${String(o['msg'] ?? 'error')}${why === '' ? '' : ` (${why})`}`;
+    } catch {
+      continue;
+    }
+  }
+  return null;
+}
+
+/**
+ * One readable line per appliance for `lab status`: its counters while it runs; when it has exited (crashed,
+ * killed, failed to start) or its stats listener does not answer, a sentence saying so with its pid, the last error
+ * it logged and where its log is — never the raw JSON the lab collected.
+ */
+export function applianceStatusLine(name: string, stats: unknown, info: { pid: number; logFile: string } | undefined): string {
+  const s = stats !== null && typeof stats === 'object' ? (stats as Record<string, unknown>) : {};
+  const log = info === undefined ? '' : `; log ${info.logFile}`;
+  if (s['stopped'] === true) {
+    const err = info === undefined ? null : lastLoggedError(info.logFile);
+    const pid = info === undefined ? '' : ` (pid ${info.pid} is gone)`;
+    return `appliance ${name}: NOT RUNNING${pid}: ${err === null ? 'it logged no error, so it was killed or crashed' : `last error: ${err}`}${log}. GWLB's health checks fail for it; restart the lab (lab down, lab up)`;
+  }
+  const shown = STATUS_COUNTERS.filter((k) => typeof s[k] === 'number').map((k) => `${k} ${String(s[k])}`);
+  if (shown.length > 0) return `appliance ${name}: ${shown.join(', ')}${s['draining'] === true ? ' (draining)' : ''}`;
+  const status = typeof s['status'] === 'number' ? s['status'] : 0;
+  const body = typeof s['body'] === 'string' ? s['body'].replace(/\s+/g, ' ').trim().slice(0, 120) : '';
+  return status === 0
+    ? `appliance ${name}: running${info === undefined ? '' : ` (pid ${info.pid})`} but its stats listener does not answer${log}`
+    : `appliance ${name}: its stats listener answered HTTP ${status}${body === '' ? '' : ` "${body}"`} instead of counters${log}`;
+}
+
 async function status(args: string[], out: (s: string) => void): Promise<number> {
   const { values } = parseArgs({ args, strict: true, options: { id: { type: 'string' }, json: { type: 'boolean' } } });
   const id = values.id ?? DEFAULT_ID;
@@ -163,11 +214,10 @@ async function status(args: string[], out: (s: string) => void): Promise<number>
   for (const t of e.targets) {
     lines.push(`  target ${t.name} ${t.addr}:${t.port} ${t.state}: ${t.flows} flows, ${t.encapsulatedPackets} packets sent, ${t.returnsAccepted} returned`);
   }
+  const byName = new Map(lab.appliances.map((a) => [a.name, a]));
   for (const [name, stats] of Object.entries(counters.appliances)) {
-    const s = stats as Record<string, unknown>;
-    const keys = ['rx_packets', 'tx_packets', 'passed', 'dropped_policy', 'rejected', 'flows_active'];
-    const shown = keys.filter((k) => k in s).map((k) => `${k} ${String(s[k])}`);
-    lines.push(`  appliance ${name}: ${shown.length > 0 ? shown.join(', ') : JSON.stringify(s).slice(0, 200)}`);
+    const a = byName.get(name);
+    lines.push(`  ${applianceStatusLine(name, stats, a === undefined ? undefined : { pid: a.pid, logFile: a.logFile })}`);
   }
   out(lines.join('\n'));
   return 0;

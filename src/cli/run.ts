@@ -10,7 +10,7 @@
 import { Supervisor } from '../dataplane/supervisor.js';
 import { acquireInstanceLock, InstanceLockedError, type InstanceLock } from '../dataplane/instance-lock.js';
 import { SelfTest } from '../admin/self-test.js';
-import { httpLimits, resolveStatsToken, startHealthServer, startStatsServer, type AdminServer } from '../admin/server.js';
+import { createDrainState, httpLimits, resolveStatsToken, startHealthServer, startStatsServer, type AdminServer } from '../admin/server.js';
 import { createLogger } from '../util/logger.js';
 import { PolicyManager, type BoundedReloadResult } from '../policy/reload.js';
 import { formatIssue, sortIssues } from '../policy/errors.js';
@@ -99,6 +99,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
       selfTest: st,
       healthMaxAgeMs: settings.healthMaxAgeMs,
       policyLoaded: () => policy.currentLoaded !== null,
+      drain: createDrainState(() => log.info('draining', { message: '/healthz now answers 503: GWLB sends no new flows here; existing flows continue until they end or the process stops' })),
       extraStats: () => ({
         policy: { file: settings.policy, generation: policy.generation, ...policy.counters, lastErrors: policy.lastErrors.map(formatIssue) },
         admin: { health: health?.counters, stats: statsServer?.counters },

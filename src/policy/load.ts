@@ -15,6 +15,7 @@ import { dirname, isAbsolute, join, normalize, relative, resolve as resolvePath 
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { parseEndpointId } from '../geneve/codec.js';
+import { indentCulprit, significantBetween } from './yaml-indent.js';
 import { POLICY_ISSUE, suggest, type PathSegment, type PolicyIssue, type PolicyIssueCode, type SourcePos } from './errors.js';
 import {
   MAX_RULES_PER_SCOPE,
@@ -361,9 +362,18 @@ class Loader {
   /** YAML syntax errors, unresolved aliases and stray tags; false when the document cannot be used. */
   private checkYaml(file: ParsedFile): boolean {
     let ok = true;
+    // The parser notices a mis-indented line late (often on the line before, in its own terms); when our own
+    // reading of the indentation finds the culprit right there, that line and a plain explanation are reported.
+    const culprit = file.doc.errors.length === 0 ? null : indentCulprit(file.text);
+    let culpritReported = false;
     for (const e of file.doc.errors) {
       ok = false;
       const [line, col] = this.lineCol(file, e.pos[0]);
+      if (culprit !== null && e.code !== 'TAB_AS_INDENT' && significantBetween(file.text, culprit.line, line) <= (culprit.line > line ? 0 : 2)) {
+        if (!culpritReported) this.reportAt(file, culprit.line, culprit.col, [], POLICY_ISSUE.YAML, culprit.message);
+        culpritReported = true;
+        continue;
+      }
       this.reportAt(file, line, col, [], POLICY_ISSUE.YAML, yamlMessage(e.code, e.message, file.text, e.pos));
     }
     if (!ok) return false;

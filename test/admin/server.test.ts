@@ -4,7 +4,7 @@
  * appliance in test/dataplane/appliance.test.ts.)
  */
 import t from 'tap';
-import { evaluateHealth, startHealthServer, startStatsServer, type HealthSources } from '../../src/admin/server.js';
+import { createDrainState, evaluateHealth, startHealthServer, startStatsServer, type HealthSources } from '../../src/admin/server.js';
 import type { Supervisor } from '../../src/dataplane/supervisor.js';
 import type { SelfTest } from '../../src/admin/self-test.js';
 import type { StageHealth } from '../../src/pipeline/content.js';
@@ -17,7 +17,7 @@ function sources(o: { alive: boolean[]; lastOk: number[]; policy?: boolean; stag
 
 t.test('healthy only when every worker runs and passed its self-test recently', async (t) => {
   const now = Date.now();
-  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, reasons: [], degraded: [] });
+  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, draining: false, reasons: [], degraded: [] });
   const stale = evaluateHealth(sources({ alive: [true, true], lastOk: [now, now - 10_000] }));
   t.equal(stale.healthy, false);
   t.match(stale.reasons[0], /worker 1 data-path self-test failed/);
@@ -31,9 +31,9 @@ t.test('healthy only when every worker runs and passed its self-test recently', 
 t.test('a content stage that is down makes the appliance unhealthy; a degraded one (fail-open) is healthy and said', async (t) => {
   const now = Date.now();
   const down = evaluateHealth(sources({ alive: [true], lastOk: [now], stages: { antivirus: { state: 'down', detail: 'clamd unreachable, fail-closed' } } }));
-  t.same(down, { healthy: false, reasons: ['stage antivirus down: clamd unreachable, fail-closed'], degraded: [] });
+  t.same(down, { healthy: false, draining: false, reasons: ['stage antivirus down: clamd unreachable, fail-closed'], degraded: [] });
   const degraded = evaluateHealth(sources({ alive: [true], lastOk: [now], stages: { antivirus: { state: 'degraded', detail: 'clamd unreachable, fail-open' } } }));
-  t.same(degraded, { healthy: true, reasons: [], degraded: ['stage antivirus degraded: clamd unreachable, fail-open'] });
+  t.same(degraded, { healthy: true, draining: false, reasons: [], degraded: ['stage antivirus degraded: clamd unreachable, fail-open'] });
   t.same(evaluateHealth(sources({ alive: [true], lastOk: [now], stages: { antivirus: { state: 'up', detail: 'canary detected' } } })).degraded, []);
 });
 
@@ -59,4 +59,25 @@ t.test('the health listener answers 503 with reasons and 404s everything else; t
   t.equal((await fetch(`${base}/metrics`)).status, 404);
   t.equal((await fetch(`${base}/nope`)).status, 404);
   t.equal((await fetch(`${base}/healthz`, { method: 'POST', body: 'x' })).status, 405);
+});
+
+t.test('the container HEALTHCHECK script fails on 503 unless the appliance is draining', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { REPO } = await import('../helpers/appliance.js');
+  const h = sources({ alive: [true], lastOk: [0] });
+  const health = await startHealthServer('127.0.0.1', 0, LIMITS, h);
+  t.teardown(() => health.close());
+  const listen = `127.0.0.1:${(health.server.address() as { port: number }).port}`;
+  // Asynchronous: this process serves the health listener the script asks.
+  const run = (): Promise<{ status: number | null; stdout: string }> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [`${REPO}dist/admin/healthcheck.js`, listen], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout }));
+    });
+  t.match(await run(), { status: 1, stdout: /^unhealthy: HTTP 503 .*self-test/ }, 'a broken data path fails the container check');
+  h.drain = createDrainState();
+  h.drain.sinceMs = Date.now();
+  const r = await fetch(`http://${listen}/healthz`);
+  t.equal(r.status, 503);
+  t.match(await r.json(), { status: 'draining', reasons: [/draining since/, /self-test/] }, 'draining says so, with the other reasons');
+  t.match(await run(), { status: 0, stdout: /^draining/ });
 });

@@ -19,6 +19,9 @@ Checks policy files (and the rule-set files they include) and prints every probl
 Exit status: 0 all valid, 1 some file invalid, 2 usage error.
   --json               one JSON object per problem (code, severity, file, line, col, path, message)
   --policy-root DIR    includes must stay inside DIR (default: each policy file's own directory)
+  --kind policy|rules  how to read every FILE (default: a rule set when its $schema hint names
+                       rules.schema.json, or when it has only rule-set keys and lies in a directory named
+                       rules, like rules/*.yaml; a policy otherwise)
 `
 
 exports[`test/policy/validate.test.ts > TAP > validator messages > an empty file > an empty file 1`] = `
@@ -98,6 +101,7 @@ policy.yaml:9:10 rules[2].log: log is true, false, or { max_per_s: N } (got "som
 policy.yaml:10:14 rules[2].enabled: expected true or false, got "yes"
 policy.yaml:11:5 rules[3]: a rules entry is a rule (name, action, ...) or { include: FILE } (got "just a string")
 policy.yaml: invalid (8 errors)
+policy.yaml: read as a policy; if it is a rule-set file (what policies include), check it with --kind rules
 `
 
 exports[`test/policy/validate.test.ts > TAP > validator messages > sets, references and names across files > sets, references and names across files 1`] = `
@@ -138,6 +142,6 @@ policy.yaml: invalid (2 errors)
 
 exports[`test/policy/validate.test.ts > TAP > validator messages > YAML syntax > YAML syntax 1`] = `
 exit 1
-policy.yaml:6:1 (document): YAML syntax: Sequence item without - indicator
+policy.yaml:6:4 (document): "proto" starts at column 4, which lines up with nothing above it (the blocks it could belong to start at columns 1, 3, 5): indent it like the keys it belongs with
 policy.yaml: invalid (1 error)
 `
