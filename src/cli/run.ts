@@ -19,6 +19,7 @@ import { createVerdictLog } from '../log/verdict-log.js';
 import type { LogRouter } from '../log/router.js';
 import { firewallVerdictEvent } from '../log/firewall-adapter.js';
 import { contentLogEvent } from '../log/content-adapter.js';
+import { metricsEvent, sampleOf } from '../log/emf.js';
 
 /** Why start failed, for the start_failed line: which step, and a hint where one helps. */
 type StartStep = 'instance_lock' | 'data_plane' | 'self_test' | 'admin_listener';
@@ -165,6 +166,18 @@ export async function runAppliance(settings: Settings): Promise<number> {
     log.info('policy_reloaded', { why, file: settings.policy, generation: r.generation });
   };
   const unwatch = policy.watchBounded((r) => applied('file-change', r));
+  // EMF metrics into the verdict log (docs/operations.md, "Metrics"): rates over each interval.
+  let lastSample = sampleOf(sup.stats(), Date.now());
+  const metricsTimer =
+    settings.metricsIntervalS === 0
+      ? undefined
+      : setInterval(() => {
+          const cur = sampleOf(sup.stats(), Date.now());
+          const e = metricsEvent(lastSample, cur, verdictLog.autoScalingGroup);
+          lastSample = cur;
+          if (e !== null) verdictLog.emit(e, cur.atMs);
+        }, settings.metricsIntervalS * 1000);
+  metricsTimer?.unref();
   const onHup = (): void => void policy.loadBounded().then((r) => applied('SIGHUP', r));
   process.on('SIGHUP', onHup);
 
@@ -175,6 +188,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
       stopping = true;
       log.info('stopping', { signal });
       unwatch();
+      if (metricsTimer !== undefined) clearInterval(metricsTimer);
       process.off('SIGHUP', onHup);
       st.stop();
       healthServer.close();

@@ -282,6 +282,14 @@ export const SETTINGS_SCHEMA = z.strictObject({
     default: 1,
     description: 'Write 1 of every N flow_verdict and flow_summary events per key (1: all); findings and anomalies are never sampled.',
   }),
+  metricsIntervalS: int({
+    min: 0,
+    max: 3600,
+    unit: 's',
+    default: 60,
+    description:
+      'Write appliance metrics (packets, bytes and drops per second, flows, held bytes, content verdicts) to the verdict log every this many seconds, in CloudWatch Embedded Metric Format (namespace GwlbInspector; the Auto Scaling group scales on PacketsPerSecond). 0: off.',
+  }),
   logFlushMs: int({ min: 0, max: 120_000, unit: 'ms', default: 5000, description: 'On shutdown: ms allowed to hand queued verdict log events to the sinks; the rest are counted as dropped.' }),
   cloudwatchLogGroup: z
     .union([z.literal(''), z.string().regex(/^[.\-_/#A-Za-z0-9]{1,512}$/, 'a CloudWatch Logs group name')])

@@ -21,7 +21,7 @@ export type UnstampedEvent = LogEvent extends infer E ? (E extends LogEvent ? Om
 
 /** Kinds thinned by sampling (high volume); the others are only rate-limited, and control events never. */
 const SAMPLED_KINDS: ReadonlySet<string> = new Set(['flow_verdict', 'flow_summary']);
-const UNLIMITED_KINDS: ReadonlySet<string> = new Set(['policy_reload', 'scanner_state']);
+const UNLIMITED_KINDS: ReadonlySet<string> = new Set(['policy_reload', 'scanner_state', 'metrics']);
 
 export interface RouterOptions {
   sinks: LogSink[];
@@ -67,6 +67,8 @@ export class LogRouter {
   private flushing = false;
   private closed = false;
   policyVersion: string | null = null;
+  /** The instance's Auto Scaling group (EMF dimension), when instance metadata told it. */
+  autoScalingGroup: string | null = null;
   private readonly applianceIdJson: string;
   emitted = 0;
   /** Events that passed the limits and were offered to the sinks. */

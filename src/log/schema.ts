@@ -14,7 +14,7 @@ import { z } from 'zod';
 /** Bumped on any change that can break a reader (a removed or renamed field, a narrowed type). */
 export const LOG_SCHEMA_VERSION = 1;
 
-export const EVENT_KINDS = ['flow_verdict', 'content_finding', 'anomaly', 'flow_summary', 'policy_reload', 'scanner_state'] as const;
+export const EVENT_KINDS = ['flow_verdict', 'content_finding', 'anomaly', 'flow_summary', 'policy_reload', 'scanner_state', 'metrics'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 export const ACTIONS = ['pass', 'drop', 'reject', 'alert'] as const;
@@ -175,8 +175,49 @@ const ScannerState = z
   })
   .describe('A scanner changed state (its fail mode then decides what unscanned content does).');
 
+/** CloudWatch Embedded Metric Format names (docs/operations.md, "Metrics": the contract with docs/cloudformation.yaml). */
+export const EMF_NAMESPACE = 'GwlbInspector';
+export const EMF_METRICS = [
+  ['PacketsPerSecond', 'Count/Second'],
+  ['BytesPerSecond', 'Bytes/Second'],
+  ['DropsPerSecond', 'Count/Second'],
+  ['FlowsActive', 'Count'],
+  ['HeldBytes', 'Bytes'],
+  ['ContentVerdictsPerSecond', 'Count/Second'],
+] as const;
+
+const emfValue = z.number().min(0);
+const Metrics = z
+  .strictObject({
+    kind: z.literal('metrics'),
+    ...common,
+    _aws: z
+      .strictObject({
+        Timestamp: z.number().int().min(0),
+        CloudWatchMetrics: z
+          .array(
+            z.strictObject({
+              Namespace: z.literal(EMF_NAMESPACE),
+              Dimensions: z.array(z.array(z.literal('AutoScalingGroupName')).max(1)).length(1),
+              Metrics: z.array(z.strictObject({ Name: z.string(), Unit: z.string() })),
+            }),
+          )
+          .length(1),
+      })
+      .describe('The Embedded Metric Format directive: CloudWatch Logs turns the fields it names into metrics.'),
+    AutoScalingGroupName: z.string().max(255).optional().describe('The instance\'s Auto Scaling group (dimension); absent off EC2 or outside a group.'),
+    intervalS: z.number().positive().describe('Seconds the rates are averaged over (since the previous metrics event).'),
+    PacketsPerSecond: emfValue.describe('GENEVE datagrams received per second.'),
+    BytesPerSecond: emfValue.describe('GENEVE bytes received per second.'),
+    DropsPerSecond: emfValue.describe('Datagrams dropped per second, every reason.'),
+    FlowsActive: emfValue.describe('Flows in the flow tables now.'),
+    HeldBytes: emfValue.describe('Bytes of packets held now (firewall and content holds).'),
+    ContentVerdictsPerSecond: emfValue.describe('Flows a content stage dropped or rejected, per second.'),
+  })
+  .describe('Appliance metrics once per --metrics-interval-s, in CloudWatch Embedded Metric Format (the Auto Scaling group scales on PacketsPerSecond).');
+
 export const LogEventSchema = z
-  .discriminatedUnion('kind', [FlowVerdict, ContentFinding, Anomaly, FlowSummary, PolicyReload, ScannerState])
+  .discriminatedUnion('kind', [FlowVerdict, ContentFinding, Anomaly, FlowSummary, PolicyReload, ScannerState, Metrics])
   .meta({ title: 'gwlb-inspector verdict log event', description: `One line of the verdict log, schema version ${LOG_SCHEMA_VERSION}.` });
 
 export type LogEvent = z.infer<typeof LogEventSchema>;
@@ -186,6 +227,7 @@ export type AnomalyEvent = z.infer<typeof Anomaly>;
 export type FlowSummaryEvent = z.infer<typeof FlowSummary>;
 export type PolicyReloadEvent = z.infer<typeof PolicyReload>;
 export type ScannerStateEvent = z.infer<typeof ScannerState>;
+export type MetricsEvent = z.infer<typeof Metrics>;
 
 /** JSON Schema (draft 2020-12) of one log line, as committed in docs/log.schema.json. */
 export function logJsonSchema(): unknown {

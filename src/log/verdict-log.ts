@@ -31,6 +31,7 @@ export async function createVerdictLog(settings: VerdictLogSettings, deps: Verdi
   if (settings.logStdout) sinks.push(new StdoutSink(deps.stdout ?? process.stdout));
   if (settings.logFile !== '') sinks.push(new RotatingFileSink({ path: settings.logFile, maxBytes: settings.logFileMaxBytes, maxFiles: settings.logFileMaxFiles }));
   let applianceId = hostname();
+  let autoScalingGroup: string | null = null;
   if (settings.cloudwatchLogGroup !== '') {
     // Loaded only when configured: undici and the signer add to every start otherwise.
     const { CloudWatchLogsSink, defaultStreamName } = await import('./cloudwatch.js');
@@ -39,10 +40,15 @@ export async function createVerdictLog(settings: VerdictLogSettings, deps: Verdi
     const imds = deps.env.AWS_EC2_METADATA_DISABLED?.toLowerCase() === 'true' ? null : credentials.imds;
     const instanceId = imds === null ? '' : await imds.instanceId().catch(() => '');
     if (/^i-[0-9a-f]{8,32}$/.test(instanceId)) applianceId = instanceId;
+    // The EMF dimension: readable when the launch template allows instance tags in metadata (docker/cloudformation.yaml).
+    if (applianceId === instanceId && imds !== null) {
+      const asg = (await imds.get('/latest/meta-data/tags/instance/aws:autoscaling:groupName').catch(() => '')).trim();
+      if (/^[\x20-\x7e]{1,255}$/.test(asg)) autoScalingGroup = asg;
+    }
     const stream = settings.cloudwatchLogStream !== '' ? settings.cloudwatchLogStream : instanceId !== '' && applianceId === instanceId ? instanceId : await defaultStreamName(null, deps.startMs ?? Date.now() - process.uptime() * 1000);
     sinks.push(new CloudWatchLogsSink({ logGroup: settings.cloudwatchLogGroup, logStream: stream, env: deps.env, credentials, warn: deps.warn }));
   }
-  return new LogRouter({
+  const router = new LogRouter({
     sinks,
     queueBytes: settings.logQueueBytes,
     ratePerS: settings.logRatePerS,
@@ -50,4 +56,6 @@ export async function createVerdictLog(settings: VerdictLogSettings, deps: Verdi
     applianceId,
     onSinkError: (sink, err) => deps.warn('verdict_log_sink_error', { sink, message: (err as Error).message }),
   });
+  router.autoScalingGroup = autoScalingGroup;
+  return router;
 }
