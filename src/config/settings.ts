@@ -11,6 +11,7 @@ import { isClamdAddress } from '../av/address.js';
 import { FLOW_IDLE_OTHER_MS, FLOW_IDLE_TCP_MS, flowTableBytes } from '../flow/table.js';
 import { SLOT_BYTES, TX_SLOTS } from '../dataplane/engine.js';
 import { MAX_GWLB_SOURCES, parseCidrList } from '../dataplane/source-guard.js';
+import { isTestFaults } from './test-faults.js';
 
 export const ENV_PREFIX = 'GWLB_INSPECTOR_';
 
@@ -210,6 +211,13 @@ export const SETTINGS_SCHEMA = z.strictObject({
     description:
       'Bytes each worker may keep for stream reassembly (128 MiB): out-of-order segments and delivered bytes kept until acknowledged, to compare with retransmissions. Past it segments follow settings.stream.on_memcap.',
   }),
+  testFaults: z
+    .string()
+    .max(256)
+    .refine(isTestFaults, 'comma-separated WORKER:stall|crash:AFTER_MS[:DURATION_MS], like 0:stall:1000:4000')
+    .meta({ allowed: 'empty, or comma-separated WORKER:stall|crash:AFTER_MS[:DURATION_MS], like 0:stall:1000:4000' })
+    .default('')
+    .describe('Tests only: make a worker stall (block its thread) or crash, once, to test health and restarts. Empty in production.'),
   enableTestStages: z.stringbool().default(false).describe(
     "Accept a policy's testing section (content stages that exist to test the chain contract). Off in production: a policy with that section is refused.",
   ),

@@ -84,6 +84,7 @@ export class Supervisor {
       probeNonce: this.probeNonce,
       ownAddrs: this.ownAddrs,
       policy: this.policy,
+      incarnation: slot.restarts,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: init, name: `gwi-worker-${slot.index}` });
     slot.worker = worker;

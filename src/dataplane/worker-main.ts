@@ -16,6 +16,7 @@ import { FlowTable } from '../flow/table.js';
 import { Chain, type ChainFactoryInput } from '../chain.js';
 import type { Settings } from '../config/settings.js';
 import type { StageHealth } from '../pipeline/content.js';
+import { parseTestFaults } from '../config/test-faults.js';
 
 export interface WorkerInit {
   index: number;
@@ -27,6 +28,8 @@ export interface WorkerInit {
   /** The appliance's own IPv4 addresses, sorted (loop guard, source-guard.ts). */
   ownAddrs: Uint32Array;
   policy: ChainFactoryInput;
+  /** 0 for the first worker of this slot, then the number of restarts (--test-faults hit the first one only). */
+  incarnation: number;
 }
 
 export type WorkerMessage =
@@ -188,7 +191,28 @@ function main(): void {
       void Promise.race([chain.stop(), new Promise((r) => setTimeout(r, STAGE_STOP_MS).unref())]).finally(() => port.close()); // the main thread sees the worker's exit
     }
   });
+  injectFaults(s.testFaults, init);
   port.postMessage({ type: 'ready', index: init.index } satisfies WorkerReport);
+}
+
+/**
+ * --test-faults (tests only, docs/configuration.md): faults that cannot be made real from outside a worker thread.
+ * `stall` blocks the worker's thread (a busy loop: no packets, no heartbeat) for the given ms; `crash` throws from a
+ * timer, which ends the worker as an uncaught exception would. Only the first incarnation of a worker is hit, so a
+ * restarted worker runs normally.
+ */
+function injectFaults(spec: string, init: WorkerInit): void {
+  if (spec === '' || init.incarnation !== 0) return;
+  for (const f of parseTestFaults(spec)) {
+    if (f.worker !== init.index) continue;
+    setTimeout(() => {
+      if (f.kind === 'crash') throw new Error(`test fault: worker ${init.index} crashes (--test-faults)`);
+      const until = performance.now() + f.durationMs;
+      while (performance.now() < until) {
+        // stalled on purpose
+      }
+    }, f.afterMs).unref();
+  }
 }
 
 main();

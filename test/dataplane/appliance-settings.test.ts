@@ -3,44 +3,17 @@
  * (--max-flows), the kernel receive-queue drop counter under overload, the UDP return mode, and SIGHUP reloads.
  */
 import t from 'tap';
-import { createSocket, type Socket } from 'node:dgram';
-import { once } from 'node:events';
+import type { Socket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeGeneve } from '../../src/geneve/codec.js';
-import { buildIPv4Udp } from '../../src/packet/build.js';
 import { startAppliance, randomPort, randomLoopback, getJson, type Appliance } from '../helpers/appliance.js';
 import { waitFor } from '../helpers/wait.js';
+import { flowDatagram, gwlbStandIn, sendTo } from '../helpers/gwlb.js';
 
 const APPLIANCE = '127.0.0.1';
 
-/**
- * A GWLB stand-in on its own loopback address: it sends from an ephemeral port and receives the returns on 6081
- * (the return path keeps GWLB's source port as the source and sends to 6081), counting them by payload.
- */
-async function gwlbStandIn(address: string): Promise<{ sock: Socket; rx: Socket; returns: Map<string, { address: string; port: number }>; count: () => number; close: () => void }> {
-  const rx = createSocket('udp4');
-  const sock = createSocket('udp4');
-  const returns = new Map<string, { address: string; port: number }>();
-  let n = 0;
-  rx.on('message', (msg, rinfo) => {
-    n++;
-    returns.set(msg.toString('hex'), { address: rinfo.address, port: rinfo.port });
-  });
-  rx.bind(6081, address);
-  sock.bind(0, address);
-  await Promise.all([once(rx, 'listening'), once(sock, 'listening')]);
-  return { sock, rx, returns, count: () => n, close: () => (rx.close(), sock.close()) };
-}
-
-function datagram(flow: number, payload = `flow ${flow}`): Buffer {
-  const inner = buildIPv4Udp({ src: `10.9.${flow >> 8}.${flow & 255}`, dst: '10.8.0.1', srcPort: 1024 + flow, dstPort: 53, payload: Buffer.from(payload) });
-  return encodeGeneve({ endpointIdHi: 0x01234567, endpointIdLo: 0x89abcdef, flowCookie: 0x5000 + flow }, inner);
-}
-
-function send(sock: Socket, d: Buffer, port: number): Promise<void> {
-  return new Promise((resolve, reject) => sock.send(d, port, APPLIANCE, (err) => (err ? reject(err) : resolve())));
-}
+const datagram = flowDatagram;
+const send = (sock: Socket, d: Buffer, port: number): Promise<void> => sendTo(sock, d, port, APPLIANCE);
 
 async function stats(app: Appliance): Promise<Record<string, unknown>> {
   return (await getJson(`${app.statsUrl}/stats`)).body;
