@@ -67,7 +67,7 @@ export const DetectorSchema = z
       .array(word)
       .max(DLP_MAX_KEYWORDS)
       .default([])
-      .meta({ description: 'Context words (case-insensitive) that raise the likelihood when found within `window` bytes before or after a match. Default none.' }),
+      .meta({ description: 'Context words (case-insensitive, starting a word) that raise the likelihood when found within `window` bytes before or after a match. Default none.' }),
     window: z
       .number()
       .int()
@@ -93,6 +93,14 @@ export const PackSchema = z.strictObject({
   description: z.string().max(512),
   detectors: z.array(DetectorSchema).min(1).max(64),
 });
+
+/**
+ * Keywords as one case-insensitive RE2. A keyword that starts with a letter or digit must start a word ("card"
+ * matches "card" and "cardholder", not "discard"); its end is free, so "AKIA" matches the start of a key id.
+ */
+export function keywordSource(keywords: readonly string[]): string {
+  return `(?i:${keywords.map((k) => (/^[A-Za-z0-9]/.test(k) ? `\\b${re2Escape(k)}` : re2Escape(k))).join('|')})`;
+}
 
 /** RE2 text matching `w` literally. */
 export function re2Escape(w: string): string {
@@ -142,7 +150,7 @@ export function detectorProblems(spec: DetectorSpec): [string, string][] {
     if (typeof r === 'string') out.push([spec.pattern !== undefined ? 'pattern' : 'terms', `RE2 cannot compile it: ${r}`]);
   }
   if (spec.keywords.length > 0) {
-    const r = compileRe2(`(?i:${spec.keywords.map(re2Escape).join('|')})`);
+    const r = compileRe2(keywordSource(spec.keywords));
     if (typeof r === 'string') out.push(['keywords', `RE2 cannot compile them: ${r}`]);
   }
   return out;
@@ -160,7 +168,7 @@ export function compileDetector(spec: DetectorSpec): CompiledDetector {
     name: spec.name,
     source,
     regex: new RE2(source, 'g'),
-    keywordRegex: spec.keywords.length > 0 ? new RE2(`(?i:${spec.keywords.map(re2Escape).join('|')})`, 'g') : null,
+    keywordRegex: spec.keywords.length > 0 ? new RE2(keywordSource(spec.keywords), 'g') : null,
     maxSpan: spec.max_span,
     window: spec.keywords.length > 0 ? spec.window : 0,
     validator: spec.validator,
