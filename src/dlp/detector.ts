@@ -52,6 +52,15 @@ export const DetectorSchema = z
       .max(DLP_MAX_TERMS)
       .optional()
       .meta({ description: 'Keyword list: literal words or phrases (case-insensitive) matched instead of a pattern. Give pattern or terms.' }),
+    prefilter: z
+      .string()
+      .min(1)
+      .max(DLP_MAX_PATTERN_CHARS)
+      .optional()
+      .meta({
+        description:
+          'RE2 pattern that every match contains, short and narrow (a literal prefix, a few characters): all prefilters run as one RE2 set, and the pattern runs only where they hit. Without one the detector scans every byte on its own. Default none.',
+      }),
     max_span: z
       .number()
       .int()
@@ -129,6 +138,8 @@ export interface CompiledDetector {
   readonly name: string;
   readonly source: string;
   readonly regex: RE2;
+  /** Source of the prefilter that joins the shared RE2 set, or null: the detector scans on its own. */
+  readonly prefilter: string | null;
   /** Keywords as one case-insensitive RE2, or null. */
   readonly keywordRegex: RE2 | null;
   readonly maxSpan: number;
@@ -149,6 +160,10 @@ export function detectorProblems(spec: DetectorSpec): [string, string][] {
     const r = compileRe2(detectorSource(spec));
     if (typeof r === 'string') out.push([spec.pattern !== undefined ? 'pattern' : 'terms', `RE2 cannot compile it: ${r}`]);
   }
+  if (spec.prefilter !== undefined) {
+    const r = compileRe2(spec.prefilter);
+    if (typeof r === 'string') out.push(['prefilter', `RE2 cannot compile it: ${r}`]);
+  }
   if (spec.keywords.length > 0) {
     const r = compileRe2(keywordSource(spec.keywords));
     if (typeof r === 'string') out.push(['keywords', `RE2 cannot compile them: ${r}`]);
@@ -168,6 +183,8 @@ export function compileDetector(spec: DetectorSpec): CompiledDetector {
     name: spec.name,
     source,
     regex: new RE2(source, 'g'),
+    // A keyword list is its own prefilter (literals keep the set small).
+    prefilter: spec.prefilter ?? (spec.terms !== undefined ? source : null),
     keywordRegex: spec.keywords.length > 0 ? new RE2(keywordSource(spec.keywords), 'g') : null,
     maxSpan: spec.max_span,
     window: spec.keywords.length > 0 ? spec.window : 0,

@@ -4,9 +4,11 @@
  *
  *   per object direction:   tail (≤ keep bytes of the previous window)  +  next slice (≤ DLP_SCAN_SLICE_BYTES)
  *                           └──────────── window, in a per-stage scratch buffer ────────────┘
- *   1. one RE2.Set over the window from the earliest resume point says which detectors have a candidate at all
- *      (cost independent of how many detectors there are on clean traffic);
- *   2. only those detectors' own RE2 run, each from its resume point; each candidate is checked for its boundary
+ *   1. one RE2.Set of the detectors' prefilters (short, narrow patterns every match contains) over the window
+ *      from the earliest resume point says which detectors may have a candidate (cost nearly independent of the
+ *      number of detectors on clean traffic; broad patterns are kept out of the set because RE2's DFA for a set
+ *      of counted repetitions over overlapping classes grows past its memory budget and falls back to the NFA);
+ *   2. only those detectors' own RE2 run, each from its resume point, plus the detectors without a prefilter; each candidate is checked for its boundary
  *      characters, its length, its validator, its exclusions, then its keywords within `window` bytes;
  *   3. a candidate that touches the end of the window (it may still grow, or its boundary is not known yet) or
  *      whose likelihood a keyword in the next `window` bytes could still raise to the threshold is *pending*: it
@@ -46,7 +48,11 @@ export class ScanPlan {
   readonly detectors: readonly CompiledDetector[];
   /** Per detector: the likelihood level a match must reach to count. */
   readonly threshold: Int8Array;
+  /** One RE2 set over the detectors' prefilters; `setIndex[i]` is the detector of its pattern i. */
   readonly set: InstanceType<typeof RE2.Set> | null;
+  readonly setIndex: readonly number[];
+  /** Detectors without a prefilter: each scans the window on its own. */
+  readonly solo: readonly number[];
   readonly keep: number;
   readonly maxSpan: number;
   readonly scratch: Buffer;
@@ -55,7 +61,10 @@ export class ScanPlan {
   constructor(detectors: readonly CompiledDetector[], threshold: readonly number[], hasher: Hasher) {
     this.detectors = detectors;
     this.threshold = Int8Array.from(threshold);
-    this.set = detectors.length > 0 ? new RE2.Set(detectors.map((d) => d.source)) : null;
+    const withPrefilter = detectors.flatMap((d, i) => (d.prefilter !== null ? [i] : []));
+    this.setIndex = withPrefilter;
+    this.set = withPrefilter.length > 0 ? new RE2.Set(withPrefilter.map((i) => detectors[i]!.prefilter!)) : null;
+    this.solo = detectors.flatMap((d, i) => (d.prefilter === null ? [i] : []));
     this.maxSpan = Math.max(1, ...detectors.map((d) => d.maxSpan));
     this.keep = this.maxSpan + Math.max(0, ...detectors.map((d) => d.window)) + 1;
     this.scratch = Buffer.allocUnsafe(this.keep + DLP_SCAN_SLICE_BYTES);
@@ -107,6 +116,8 @@ export class ObjectScanner {
   private tailBase = 0;
   private readonly after: Pending[] = [];
   private ended = false;
+  /** Object offset up to which bytes have been scanned (the end of the previous window). */
+  private scannedTo = 0;
   /** Object bytes pushed so far. */
   offset = 0;
 
@@ -130,6 +141,7 @@ export class ObjectScanner {
     this.tailLen = 0;
     this.tailBase = 0;
     this.offset = 0;
+    this.scannedTo = 0;
     this.ended = false;
   }
 
@@ -177,20 +189,27 @@ export class ObjectScanner {
     const view = buf.subarray(0, len);
     const end = base + len;
     this.resolveAfter(view, base, end, final);
-    if (plan.set === null || len === 0) return;
-    // Everything that starts more than max_span before the end was decided in an earlier window.
-    const floor = Math.max(base, end - plan.maxSpan);
+    if (plan.detectors.length === 0 || len === 0) return;
+    // A match of detector d that starts more than its max_span before the end of the previous window was decided
+    // in it (or is waiting, from its own offset).
+    const prev = this.scannedTo;
+    this.scannedTo = end;
     let from = end;
     const resume = this.resume;
     for (let d = 0; d < plan.detectors.length; d++) {
-      resume[d] = this.resumeOf(d, floor);
+      resume[d] = this.resumeOf(d, Math.max(base, prev - plan.detectors[d]!.maxSpan));
       from = Math.min(from, resume[d]!);
       this.waiting[d] = -1;
       this.waitingHolds[d] = 0;
     }
     if (from >= end) return;
-    const hits = plan.set.match(view.subarray(from - base));
-    for (const d of hits) this.scanDetector(d, view, len, base, resume[d]!, final);
+    if (plan.set !== null) {
+      for (const i of plan.set.match(view.subarray(from - base))) {
+        const d = plan.setIndex[i]!;
+        this.scanDetector(d, view, len, base, resume[d]!, final);
+      }
+    }
+    for (const d of plan.solo) this.scanDetector(d, view, len, base, resume[d]!, final);
   }
 
   private resumeOf(d: number, floor: number): number {

@@ -132,6 +132,13 @@ t.test('offsets are object offsets, also across slices of a long chunk', async (
   t.same(scan(text), [{ name: 'credit_card', offset: pad.length + 1, level: LIKELY }], 'the card straddles two internal slices');
 });
 
+t.test('a secret anywhere in one large chunk is found (every byte of a slice is scanned, not only its tail)', async (t) => {
+  for (const at of [0, 10, 5000, DLP_SCAN_SLICE_BYTES - 100, DLP_SCAN_SLICE_BYTES + 3000]) {
+    const text = `${'y '.repeat(at >> 1)}${at % 2 === 1 ? 'y' : ''} 4539148803436467 ${'z '.repeat(20_000)}`;
+    t.same(names(scan(text)), ['credit_card'], `card at ${at} of ${text.length}`);
+  }
+});
+
 t.test('ordinary text, code and base64 give no findings', async (t) => {
   const corpus = [
     'The quick brown fox jumps over the lazy dog. Order #2024-11-30 shipped to 221B Baker Street; call +44 20 7946 0958.',
