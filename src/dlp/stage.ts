@@ -29,13 +29,28 @@ import type { HttpEndReason, HttpHead, HttpObjectKind } from '../stream/http1.js
 import { MAX_DLP_MATCHES } from '../log/schema.js';
 import { builtinPacks, compileDetector, likelihoodLevel, type CompiledDetector, type DetectorSpec } from './detector.js';
 import { keyedHash } from './hash-key.js';
-import { effectiveDlp, type DlpScopeSection, type DlpSection } from './policy.js';
+import { DlpSectionSchema, effectiveDlp, type DlpScopeSection, type DlpSection } from './policy.js';
+import type { LoadedPolicy } from '../policy/load.js';
 import { ObjectScanner, ScanPlan, type DlpMatch } from './scanner.js';
 
 export interface DlpStageConfig {
   readonly section: DlpSection;
   /** Per scope name: its `dlp` override (null: none). A flow whose scope is not listed runs the section as is. */
   readonly scopes: ReadonlyMap<string, DlpScopeSection | null>;
+}
+
+/** The stage's configuration from a loaded policy (the chain's registry entry: create and reconfigure). */
+export function dlpStageConfig(policy: Pick<LoadedPolicy, 'dlp' | 'scopes'>): DlpStageConfig {
+  return {
+    section: policy.dlp ?? DlpSectionSchema.parse({}),
+    scopes: new Map(policy.scopes.map((s) => [s.name, s.dlp] as const)),
+  };
+}
+
+/** Whether the policy enables DLP anywhere (top level or in a scope): the registry's `enabled`. */
+export function dlpEnabled(policy: Pick<LoadedPolicy, 'dlp' | 'scopes'>): boolean {
+  const top = policy.dlp?.enabled === true;
+  return top || policy.scopes.some((s) => s.dlp?.enabled === true);
 }
 
 /** Counter names under stages.dlp in /stats and /metrics. */

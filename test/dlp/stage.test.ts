@@ -1,6 +1,8 @@
 import t from 'tap';
 import { gzipSync, gunzipSync, constants as zc } from 'node:zlib';
-import { DlpStage, DLP_COUNTERS } from '../../src/dlp/stage.js';
+import { DlpStage, DLP_COUNTERS, dlpEnabled, dlpStageConfig } from '../../src/dlp/stage.js';
+import { loadPolicy } from '../../src/policy/load.js';
+import { join } from 'node:path';
 import { DlpSectionSchema, DlpScopeSchema, type DlpScopeSection } from '../../src/dlp/policy.js';
 import { keyedHash } from '../../src/dlp/hash-key.js';
 import { ACTION } from '../../src/pipeline/stage.js';
@@ -217,4 +219,18 @@ t.test('reconfigure: new flows use the new section', async (t) => {
   send(d, post(`a=${CARDS[0]}&x=1`), 9);
   t.equal(d.decisions[0]?.action, ACTION.DROP);
   t.same(Object.keys(stage.counters), [...DLP_COUNTERS]);
+});
+
+t.test('from a loaded policy: enabled anywhere, per-scope config', async (t) => {
+  const dir = t.testdir({
+    'p.yaml': ['version: 1', 'default_action: pass', 'scopes:', '  tenant:', '    endpoints: [vpce-0123456789abcdef0]', '    default_action: pass', '    dlp: { enabled: true, mode: alert }', ''].join('\n'),
+  });
+  const r = loadPolicy(join(dir, 'p.yaml'));
+  if (!r.ok) throw new Error('policy');
+  t.ok(dlpEnabled(r.policy), 'one scope enables it');
+  const events: UnstampedEvent[] = [];
+  const stage = new DlpStage(dlpStageConfig(r.policy), { log: (e) => events.push(e), wallNowMs: () => 0 }, KEY);
+  t.notOk(stage.wants(META), 'off in the default scope');
+  t.ok(stage.wants({ ...META, scopeName: 'tenant' }), 'on in the tenant scope');
+  t.equal(stage.blocking, false, 'alert only');
 });
