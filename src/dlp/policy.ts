@@ -75,7 +75,10 @@ export const DlpSectionSchema = z.strictObject({
 });
 export type DlpSection = z.output<typeof DlpSectionSchema>;
 
-/** A scope's override: any field of the section, the rest inherited from the top level. */
+/**
+ * A scope's override: any field of the section but the hold budgets (one pair per stage, the top level's), the
+ * rest inherited from the top level.
+ */
 export const DlpScopeSchema = z.strictObject({
   enabled: z.boolean().optional().meta({ description: 'Run DLP in this scope (inherits the top-level enabled).' }),
   mode: fields.mode.optional(),
@@ -88,8 +91,6 @@ export const DlpScopeSchema = z.strictObject({
   scan_depth_bytes: z
     .strictObject({ to_server: depth(DLP_DEFAULT_SCAN_DEPTH_TO_SERVER_BYTES).optional(), to_client: depth(DLP_DEFAULT_SCAN_DEPTH_TO_CLIENT_BYTES).optional() })
     .optional(),
-  hold_budget_ms: fields.hold_budget_ms.optional(),
-  hold_budget_bytes: fields.hold_budget_bytes.optional(),
   fail: fields.fail.optional(),
 });
 export type DlpScopeSection = z.output<typeof DlpScopeSchema>;
