@@ -6,6 +6,13 @@
  * NodeSource packages, the official tarballs, the node-linux-* npm packages, the node:*-slim images) ships its
  * headers at <prefix>/include/node beside <prefix>/bin/node.
  *
+ * The `re2` dependency (the DLP stage's regular expressions, docs/dlp.md) is a node-gyp addon too. Its own install
+ * script first tries to download a prebuilt binary (a host these machines cannot reach), then runs `node-gyp
+ * rebuild`, which needs the same offline headers: node-gyp reads them from the npm_config_nodedir environment
+ * variable. `node scripts/build-native.mjs --print-nodedir` prints the directory, and .ci/run and the image export
+ * it before `npm ci`; npm runs re2's script because package.json lists it under `allowScripts`. When re2's binary is
+ * still missing (an install with --ignore-scripts, or an npm that skipped the script), this script builds it.
+ *
  * Run by npm as the package's `install` script (npm ci) and by `npm run build`.
  */
 import { spawnSync } from 'node:child_process';
@@ -29,8 +36,30 @@ function nodeGypScript() {
   return createRequire(join(ROOT, 'package.json')).resolve('node-gyp/bin/node-gyp.js');
 }
 
+/** node_modules/re2, or null when re2 is not installed. */
+function re2Dir() {
+  try {
+    return dirname(createRequire(join(ROOT, 'package.json')).resolve('re2/package.json'));
+  } catch {
+    return null;
+  }
+}
+
+function nodeGyp(cwd, nodedir, extra) {
+  const r = spawnSync(process.execPath, [nodeGypScript(), 'rebuild', '--silent', `--nodedir=${nodedir}`, ...extra], { cwd, stdio: 'inherit' });
+  if (r.error !== undefined) {
+    process.stderr.write(`build-native: ${r.error.message}\n`);
+    return 1;
+  }
+  return r.status ?? 1;
+}
+
 function main() {
   const nodedir = nodeHeadersDir();
+  if (process.argv.includes('--print-nodedir')) {
+    if (nodedir !== null) process.stdout.write(`${nodedir}\n`);
+    return nodedir === null ? 1 : 0;
+  }
   if (nodedir === null) {
     process.stderr.write(
       `build-native: no Node headers beside ${process.execPath} (expected ${join(dirname(process.execPath), '..', 'include', 'node', 'node_api.h')}).\n` +
@@ -38,12 +67,14 @@ function main() {
     );
     return 1;
   }
-  const r = spawnSync(process.execPath, [nodeGypScript(), 'rebuild', '--silent', `--nodedir=${nodedir}`], { cwd: ROOT, stdio: 'inherit' });
-  if (r.error !== undefined) {
-    process.stderr.write(`build-native: ${r.error.message}\n`);
-    return 1;
+  const status = nodeGyp(ROOT, nodedir, []);
+  if (status !== 0) return status;
+  const re2 = re2Dir();
+  if (re2 !== null && !existsSync(join(re2, 'build', 'Release', 're2.node'))) {
+    process.stderr.write('build-native: re2 has no binary yet: building it from source (about 2 minutes on 2 cores)\n');
+    return nodeGyp(re2, nodedir, ['-j', 'max']);
   }
-  return r.status ?? 1;
+  return 0;
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = main();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the unit and data-plane tests under the Node major the container image uses (docker/Dockerfile's
 # `FROM node:NN...`), fetched from the npm registry (node-linux-<arch>), so both the dev/CI Node and the image's
-# Node are tested. The addon is N-API (ABI-stable), so the build made for the CI Node loads in both.
+# Node are tested. Our addon is N-API (ABI-stable), so the build made for the CI Node loads in both; re2 is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 major="$(sed -nE 's/^FROM node:([0-9]+).*/\1/p' docker/Dockerfile | head -n 1)"
@@ -14,6 +14,15 @@ case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) echo "test-i
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 (cd "$dir" && npm pack --silent "node-linux-${arch}@${major}" >/dev/null && tar xzf node-linux-*.tgz --strip-components=1)
+# re2 (the DLP stage's regular expressions) is a NAN addon, tied to one Node ABI, unlike our N-API addon: build it
+# against the image Node's headers (shipped in the package, offline) for this run, and put the CI Node's back after.
+re2bin="node_modules/re2/build/Release/re2.node"
+if [ -f "$re2bin" ]; then
+  cp "$re2bin" "$dir/re2.node.ci"
+  trap 'cp "$dir/re2.node.ci" "$re2bin"; rm -rf "$dir"' EXIT
+  echo "test-image-node: building re2 for Node $major (about 2 minutes on 2 cores)"
+  (cd node_modules/re2 && PATH="$dir/bin:$PATH" "$dir/bin/node" ../node-gyp/bin/node-gyp.js rebuild -j max --silent --nodedir="$dir")
+fi
 echo "test-image-node: unit and data-plane tests under Node $("$dir/bin/node" --version) (the image's Node)"
 log="$dir/tap.log"
 # Everything but the lab and its e2e tests (namespaces, minutes of real traffic: once, under the CI Node, is enough).

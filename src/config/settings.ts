@@ -257,6 +257,14 @@ export const SETTINGS_SCHEMA = z.strictObject({
   clamd: z.string().refine(isClamdAddress, 'unix:/path/clamd.sock or tcp:host:port').meta({ allowed: 'unix:/path/clamd.sock or tcp:host:port' }).default('unix:/run/clamav/clamd.ctl').describe(
     "Where the operator's clamd listens for the antivirus stage: unix:/path/clamd.sock or tcp:host:port (default: Debian clamav-daemon's socket). The appliance never starts a scanner itself. See docs/antivirus.md.",
   ),
+  dlpHashKeyFile: z
+    .string()
+    .max(MAX_PATH_CHARS)
+    .meta({ allowed: `empty, or a file path of up to ${MAX_PATH_CHARS} characters` })
+    .default('')
+    .describe(
+      'File holding the key of the keyed hash (HMAC-SHA-256) in DLP findings: 32–4096 bytes after trimming whitespace, read once at start. Empty: a random key per process start, so equal values hash alike only within one run. See docs/dlp.md.',
+    ),
   // Verdict log (docs/logging.md).
   logStdout: z.stringbool().default(true).describe('Write the verdict log to stdout as JSON lines (for container log drivers).'),
   logFile: z
