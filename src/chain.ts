@@ -9,6 +9,7 @@
  * between two batches. A content stage the new policy disables stops receiving new flows; flows it already
  * follows finish with it.
  */
+import { randomBytes } from 'node:crypto';
 import type { Stage } from './pipeline/stage.js';
 import type { ContentStage, ContentStageContext, StageHealth } from './pipeline/content.js';
 import { FirewallStage } from './firewall/stage.js';
@@ -21,6 +22,7 @@ import { streamOptions } from './stream/options.js';
 import type { GeneveHeader } from './geneve/types.js';
 import type { Settings } from './config/settings.js';
 import { TestMatchStage } from './content/test-stage.js';
+import { DlpStage, dlpEnabled, dlpStageConfig } from './dlp/stage.js';
 
 export interface ChainFactoryInput {
   /** Increments on each successful load; visible in /stats per worker. */
@@ -31,17 +33,32 @@ export interface ChainFactoryInput {
   reevaluate?: boolean;
 }
 
+/** What the process gives stages beyond the policy (the same in every worker). */
+export interface StageEnv {
+  /** DLP keyed-hash key (src/dlp/hash-key.ts). */
+  readonly dlpHashKey: Buffer;
+}
+
 /** A content stage as the registry knows it: when the policy enables it, how to build and reconfigure it. */
 interface ContentStageEntry {
   readonly name: string;
   enabled(policy: LoadedPolicy, settings: Settings): boolean;
-  create(policy: LoadedPolicy, settings: Settings, ctx: ContentStageContext): ContentStage;
+  create(policy: LoadedPolicy, settings: Settings, ctx: ContentStageContext, env: StageEnv): ContentStage;
   /** Applies a new policy to a live stage; false when it must be replaced instead. */
   reconfigure(stage: ContentStage, policy: LoadedPolicy): boolean;
 }
 
 /** The content stages in chain order (firewall → AV → DLP → test stages). */
 const CONTENT_STAGES: readonly ContentStageEntry[] = [
+  {
+    name: 'dlp',
+    enabled: (p) => dlpEnabled(p),
+    create: (p, _s, ctx, env) => new DlpStage(dlpStageConfig(p), ctx, env.dlpHashKey),
+    reconfigure: (stage, p) => {
+      (stage as DlpStage).reconfigure(dlpStageConfig(p));
+      return true;
+    },
+  },
   {
     name: 'test_match',
     enabled: (p, s) => s.enableTestStages && p.testing?.content_match !== undefined,
@@ -65,10 +82,12 @@ export class Chain {
   private readonly onLog: (event: unknown) => void;
   private readonly settings: Settings | null;
   private readonly ctx: ContentStageContext;
+  private readonly env: StageEnv;
 
-  constructor(input: ChainFactoryInput, onLog: (event: unknown) => void, settings: Settings | null = null) {
+  constructor(input: ChainFactoryInput, onLog: (event: unknown) => void, settings: Settings | null = null, dlpHashKey: Buffer = randomBytes(32)) {
     this.onLog = onLog;
     this.settings = settings;
+    this.env = { dlpHashKey };
     this.ctx = { log: (e) => onLog(e), wallNowMs: () => Date.now() };
     this.apply(input);
   }
@@ -98,7 +117,7 @@ export class Chain {
         if (!entry.enabled(doc, this.settings)) continue;
         const old = this.live.get(entry.name);
         if (old !== undefined && entry.reconfigure(old, doc)) content.push(old);
-        else content.push(entry.create(doc, this.settings, this.ctx));
+        else content.push(entry.create(doc, this.settings, this.ctx, this.env));
       }
     }
     if (this.firewall === undefined) this.firewall = new FirewallStage(compiled.policy, { onLog: this.onLog });

@@ -4,6 +4,7 @@
  * pushes policy swaps, and aggregates counters for the admin port.
  */
 import type { StageHealth } from '../pipeline/content.js';
+import { loadDlpHashKey } from '../dlp/hash-key.js';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { loadNative, newSteeringKey, type NativeNet } from './native.js';
@@ -38,6 +39,7 @@ interface WorkerSlot {
 export class Supervisor {
   readonly settings: Settings;
   readonly probeNonce: Buffer = randomBytes(PROBE_NONCE_BYTES);
+  private readonly dlpHashKey: Buffer;
   /** Key of the kernel's worker steering, drawn per start (native/gwlb_net.c); the self-test needs it too. */
   readonly steeringKey: Uint32Array = newSteeringKey();
   /** This network namespace's IPv4 addresses at start (loop guard); the address a datagram came to counts too. */
@@ -56,6 +58,8 @@ export class Supervisor {
     this.log = log;
     this.native = loadNative();
     this.ownAddrs = ownAddresses(settings.listen);
+    // One key for every worker (DLP keyed hashes must compare across workers); a bad key file stops the start.
+    this.dlpHashKey = loadDlpHashKey(settings.dlpHashKeyFile);
   }
 
   get workerCount(): number {
@@ -85,6 +89,7 @@ export class Supervisor {
       ownAddrs: this.ownAddrs,
       policy: this.policy,
       incarnation: slot.restarts,
+      dlpHashKey: this.dlpHashKey,
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: init, name: `gwi-worker-${slot.index}` });
     slot.worker = worker;

@@ -30,6 +30,8 @@ export interface WorkerInit {
   policy: ChainFactoryInput;
   /** 0 for the first worker of this slot, then the number of restarts (--test-faults hit the first one only). */
   incarnation: number;
+  /** The DLP keyed-hash key, the same for every worker (--dlp-hash-key-file, or one random key per start). */
+  dlpHashKey: Uint8Array;
 }
 
 export type WorkerMessage =
@@ -66,7 +68,7 @@ function main(): void {
     otherIdleMs: s.flowIdleOtherS * 1000,
   });
   const onLog = (event: unknown): void => port.postMessage({ type: 'log', index: init.index, event } satisfies WorkerReport);
-  const chain = new Chain(init.policy, onLog, s);
+  const chain = new Chain(init.policy, onLog, s, Buffer.from(init.dlpHashKey));
   const engine: PacketEngine = new PacketEngine({
     settings: s,
     counters,

@@ -1,0 +1,145 @@
+/**
+ * The DLP stage in the packet path, through the lab (docs/dlp.md): real kernel TCP and raw segments from the client
+ * namespace (test/e2e/fixtures/content-client.py), the real appliance with the built-in packs, and what the server
+ * namespace actually received (test/e2e/fixtures/content-servers.mjs). A card number posted outbound never reaches
+ * the server complete, however the bytes are cut or encoded; a clean post arrives intact; in alert mode the post
+ * passes and the verdict log has a masked finding without the number.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { startLab, type Lab, type LabProcess } from '../../src/lab/lab.js';
+import { cleanup, labNamespaces, LAB_ADDR } from '../../src/lab/netns.js';
+import { ROOT, e2ePrerequisites, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+
+const FIXTURES = join(ROOT, 'test', 'e2e', 'fixtures');
+const POLICY_TEXT = readFileSync(join(FIXTURES, 'dlp-policy.yaml'), 'utf8');
+const SERVERS = join(FIXTURES, 'content-servers.mjs');
+const CLIENT = join(FIXTURES, 'content-client.py');
+const SERVER4 = LAB_ADDR.server4;
+/** A Luhn-valid Visa number that is not one of the networks' documented test numbers. */
+const CARD = '4556 7375 8689 9855';
+const CARD_DIGITS = CARD.replace(/ /g, '');
+const WAIT_MS = 20_000;
+
+type Json = Record<string, unknown>;
+
+function jsonLines(text: string): Json[] {
+  const out: Json[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Json);
+    } catch {
+      // a line being written right now
+    }
+  }
+  return out;
+}
+
+const problems = await e2ePrerequisites(['python3']);
+if (problems.length > 0) {
+  t.fail(`the DLP e2e tests cannot run on this machine:\n  - ${problems.join('\n  - ')}`);
+} else {
+  const id = uniqueLabId('dlp');
+  const dir = t.testdir({});
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, POLICY_TEXT);
+  let lab: Lab | undefined;
+  let servers: LabProcess | undefined;
+  let statsUrl = '';
+  let appLog = '';
+  t.teardown(async () => {
+    await lab?.down();
+    await cleanup(labNamespaces(id).prefix);
+  });
+  const L = (): Lab => lab as Lab;
+
+  t.before(async () => {
+    lab = await startLab({ id });
+    const a = await lab.startAppliance({ policy: policyFile, workers: 2 });
+    statsUrl = a.statsUrl;
+    appLog = a.logFile;
+    servers = lab.spawn('server', [process.execPath, SERVERS]);
+    await waitForOutput(servers, /"event":"ready"/);
+  });
+
+  const events = (kind: string, url: string): Json[] => jsonLines((servers as LabProcess).stdout()).filter((e) => e['event'] === kind && e['url'] === url);
+  const received = (url: string): string => jsonLines((servers as LabProcess).stdout()).filter((e) => e['url'] === url).map((e) => String(e['body'] ?? '')).join('\n');
+  const until = async (what: string, probe: () => boolean | Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + WAIT_MS;
+    while (!(await probe())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const py = async (args: string[]): Promise<Json> => {
+    const r = await L().exec('client', ['python3', CLIENT, ...args], { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`content-client.py ${args[0]} failed (${r.code}): ${r.stderr}`);
+    const lines = jsonLines(r.stdout);
+    return lines[lines.length - 1] ?? {};
+  };
+  const stats = async (): Promise<Json> => JSON.parse((await L().fetchInGateway(`${statsUrl}/stats`)).body) as Json;
+  const post = (url: string, body: Buffer, extra = ''): Buffer => Buffer.concat([Buffer.from(`POST ${url} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n${extra}\r\n`), body]);
+  const segments = (bytes: Buffer, size: number): [number, string][] => {
+    const out: [number, string][] = [];
+    for (let i = 0; i < bytes.length; i += size) out.push([i, bytes.subarray(i, i + size).toString('hex')]);
+    return out;
+  };
+  let controls = 0;
+  /** A clean request answered on a new connection: what was sent before on other connections has settled. */
+  const control = async (): Promise<void> => {
+    const url = `/control-${++controls}`;
+    const r = await py(['http', SERVER4, '8080', post(url, Buffer.from('nothing sensitive')).toString('hex')]);
+    if (r['event'] !== 'answer') throw new Error(`the control request failed: ${JSON.stringify(r)}`);
+  };
+  const hasCard = (text: string): boolean => text.replace(/[ -]/g, '').includes(CARD_DIGITS);
+  const reloadWith = async (text: string): Promise<void> => {
+    const before = Number(((await stats())['policy'] as Json)['generation']);
+    writeFileSync(policyFile, text);
+    await until('the policy reload', async () => ((await stats())['workers'] as Json[]).every((w) => Number(w['policy_generation']) > before));
+  };
+
+  t.test('a clean post arrives byte for byte', async (t) => {
+    const body = Buffer.from('order 1234: two coffees, one tea\n'.repeat(100));
+    const r = await py(['http', SERVER4, '8080', post('/clean', body).toString('hex')]);
+    t.equal(r['event'], 'answer', JSON.stringify(r));
+    t.equal(events('request', '/clean')[0]?.['sha256'], createHash('sha256').update(body).digest('hex'));
+  });
+
+  t.test('a card number in a body sent as 1-byte segments never reaches the server complete', async (t) => {
+    const req = post('/card-bytes', Buffer.from(`name=Jo&card=${CARD}&exp=12/29`));
+    await py(['raw', SERVER4, '8080', JSON.stringify(segments(req, 1))]);
+    await control();
+    t.notOk(hasCard(received('/card-bytes')), 'the server never held all the digits');
+    t.same(events('request', '/card-bytes'), [], 'the request never completed');
+  });
+
+  t.test('a card number inside a gzip + chunked body is found and the post never completes', async (t) => {
+    const gz = gzipSync(Buffer.from(`{"payment":{"card":"${CARD}","cvv":"123"}}`));
+    const chunked = Buffer.concat([Buffer.from(`${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n0\r\n\r\n')]);
+    const req = Buffer.concat([Buffer.from('POST /card-gzip HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n'), chunked]);
+    const r = await py(['http', SERVER4, '8080', req.toString('hex'), '16']);
+    t.equal(r['event'], 'error', `reset: ${JSON.stringify(r)}`);
+    await control();
+    t.same(events('request', '/card-gzip'), []);
+    const s = await stats();
+    t.ok(Number(s['content_verdict_reject']) >= 2, 'both posts were rejected by the DLP stage');
+  });
+
+  t.test('alert mode: the post passes, and the log has a masked, hashed finding without the number', async (t) => {
+    await reloadWith(POLICY_TEXT.replace('mode: block', 'mode: alert'));
+    const r = await py(['http', SERVER4, '8080', post('/card-alert', Buffer.from(`card=${CARD}`)).toString('hex')]);
+    t.equal(r['event'], 'answer', JSON.stringify(r));
+    t.equal(events('request', '/card-alert').length, 1, 'delivered');
+    await until('the finding in the verdict log', () => readFileSync(appLog, 'utf8').includes('"content_finding"'));
+    const log = readFileSync(appLog, 'utf8');
+    const finding = log.split('\n').find((l) => l.includes('"content_finding"')) as string;
+    t.match(finding, /"detector":"credit_card"/);
+    t.match(finding, /hmac-sha256:[0-9a-f]{64}/, 'a keyed hash');
+    t.match(finding, /9855/, 'the masked form keeps the last four digits');
+    t.notOk(hasCard(log), 'the number appears nowhere in the appliance log');
+  });
+}
