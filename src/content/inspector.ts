@@ -366,10 +366,17 @@ export class ContentInspector {
     return CONTENT_RESULT.HELD;
   }
 
-  /** A first IP fragment of a TCP segment: its bytes cannot be placed in an inspected stream. */
-  fragment(flow: number): ContentResult {
+  /**
+   * A first IP fragment of a TCP segment: its bytes cannot be placed in an inspected stream. A flow first seen
+   * through a fragment is asked for like any other (a flow whose every packet is fragmented must not go uninspected).
+   */
+  fragment(flow: number, dir: number, pkt: InnerPacket, gh: GeneveHeader): ContentResult {
     const st = flow < this.state.length ? (this.state[flow] as number) : NOT_SEEN;
-    if (st !== INSPECTED) return CONTENT_RESULT.RELEASE;
+    if (st === NOT_INSPECTED) return CONTENT_RESULT.RELEASE;
+    if (st === NOT_SEEN) {
+      const r = this.start(flow, pkt, gh, dir);
+      if (r !== CONTENT_RESULT.HELD) return r;
+    }
     const cf = this.byFlow.get(flow);
     if (cf === undefined) return CONTENT_RESULT.RELEASE;
     if (cf.decided) return CONTENT_RESULT.DROP;

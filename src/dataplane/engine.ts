@@ -405,7 +405,7 @@ export class PacketEngine {
       if (this.content.active && pkt.protocol === IP_PROTO.TCP && pkt.l4Offset >= 0) {
         const r =
           fragment >= 0
-            ? this.content.fragment(flow)
+            ? this.content.fragment(flow, ctx.direction, pkt, gh)
             : this.content.onPacket(flow, ctx.direction, pkt, gh, buf, off, len, localAddr, gwlbAddr, gwlbPort, nowMs);
         if (r !== CONTENT_RESULT.RELEASE) {
           if (fragment >= 0) this.fragments.decide(fragment, ACTION.DROP, this.releaseFragment);

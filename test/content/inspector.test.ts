@@ -20,6 +20,7 @@ import { ACTION, type Action } from '../../src/pipeline/stage.js';
 import { CLEARED_ALL, type ContentFlowMeta, type ContentFlowView, type ContentStage } from '../../src/pipeline/content.js';
 import type { HttpEndReason } from '../../src/stream/http1.js';
 import { streamOptions } from '../../src/stream/options.js';
+import { fragmentV4 } from '../fixtures/fragments.js';
 
 const GWLB = 0x7f000002;
 const LOCAL = 0x7f000001;
@@ -235,6 +236,24 @@ t.test('a hole that outlives the wait: on_hole_timeout reject_flow ends the flow
   t.equal(out.filter((d) => (payloadOf(d).flags & TCP_FLAG.RST) !== 0).length, 2);
   t.equal(out.filter((d) => payloadOf(d).text.length > 0).length, 0, 'the bytes after the hole never went out');
   t.equal(namedCounters(counters)['content_hole_timeouts'], 1);
+});
+
+t.test('IP-fragmented TCP of an inspected flow is dropped (on_fragment), also when every packet of the flow is fragmented', async (t) => {
+  const frag = (seq: number, payload: string, flags: number, id: number) => {
+    const whole = buildIPv4Tcp({ src: C, dst: S, srcPort: CPORT, dstPort: SPORT, seq, ack: ISN_S + 1, flags, window: 65535, payload: Buffer.from(payload) });
+    return fragmentV4(whole, C, S, id, [{ start: 0, stop: 24 }, { start: 24, stop: whole.length - 20 }]).map(gen);
+  };
+  const { e, counters } = engine([matcher()]);
+  // Every packet the inspector sees of this flow is a fragment (a flow picked up mid-stream whose segments are all
+  // fragmented): it is first seen through a fragment, and still inspected.
+  const out = run(e, frag(ISN_C + 1, '{harmless? no: EVIL}', TCP_FLAG.ACK | TCP_FLAG.PSH, 2));
+  t.equal(out.filter((d) => d.length > 70).length, 0, 'neither fragment of the data segment went out');
+  t.ok(namedCounters(counters)['content_fragments_dropped']! >= 1);
+  t.equal(namedCounters(counters)['content_flows_started'], 1, 'the flow was inspected');
+  const pass = engine([matcher()], { onFragment: 'pass' });
+  run(pass.e, [syn(), synAck(), ack()]);
+  t.equal(run(pass.e, frag(ISN_C + 1, '{fine}', TCP_FLAG.ACK | TCP_FLAG.PSH, 3)).length, 2, 'on_fragment pass: both fragments go, uninspected');
+  t.equal(namedCounters(pass.counters)['content_fragments_passed'], 1);
 });
 
 /** A blocking stage that pins each object's end and answers when the test says (pins in object order). */
