@@ -141,6 +141,7 @@ export class Chain {
       onHoleTimeout: st.on_hole_timeout,
       onFragment: st.on_fragment,
       onMemcap: st.on_memcap,
+      onUrgent: st.on_urgent,
       headWaitMs: st.head_wait_ms,
       stream: streamOptions({
         depthBytes: st.depth_bytes,

@@ -42,6 +42,8 @@ export const CONTENT_COUNTER = {
   PACKETS_DROPPED: 22,
   /** Incomplete HTTP heads inspected as opaque bytes after settings.stream.head_wait_ms (or a non-HTTP peer). */
   HEADS_ABANDONED: 23,
+  /** Data segments with URG set, dropped (settings.stream.on_urgent). */
+  URGENT_DROPPED: 24,
 } as const;
 
 export const CONTENT_COUNTER_NAMES: readonly string[] = Object.keys(CONTENT_COUNTER).map((k) => k.toLowerCase());

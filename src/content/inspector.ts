@@ -54,6 +54,11 @@ export interface ContentPolicy {
   /** The hold memcap or the inspected-flow limit refused a packet: drop it, or pass it uninspected. */
   readonly onMemcap: 'drop' | 'pass';
   /**
+   * A segment with data and URG set: a receiver without SO_OOBINLINE takes the urgent byte out of the stream, so
+   * the bytes the application reads differ from the bytes inspected (RFC 6093). Drop, or pass (inspected inline).
+   */
+  readonly onUrgent: 'drop' | 'pass';
+  /**
    * How long an incomplete HTTP head may keep its packets waiting, ms: then its bytes are inspected as an opaque
    * object (a protocol that only looks like HTTP, a stalled client) and released per the stages.
    */
@@ -97,7 +102,7 @@ export interface InspectorOptions {
 /** Log stage names of content stages (log schema STAGES). */
 const LOG_STAGE: Record<string, 'av' | 'dlp' | 'stream' | 'test'> = { antivirus: 'av', dlp: 'dlp', stream: 'stream', test_match: 'test' };
 
-export const DEFAULT_CONTENT_POLICY: ContentPolicy = Object.freeze({ onHoleTimeout: 'reject_flow', onFragment: 'drop', onMemcap: 'drop', headWaitMs: 1000, stream: streamOptions({ onHole: 'skip' }) });
+export const DEFAULT_CONTENT_POLICY: ContentPolicy = Object.freeze({ onHoleTimeout: 'reject_flow', onFragment: 'drop', onMemcap: 'drop', onUrgent: 'drop', headWaitMs: 1000, stream: streamOptions({ onHole: 'skip' }) });
 
 const DEFAULT_SCOPE: ScopeInfo = Object.freeze({ index: 0, name: 'default' });
 
@@ -319,6 +324,10 @@ export class ContentInspector {
     // slip bytes past an inspection that has ended (docs/architecture.md §3.2).
     if (plen > 0 && cf.ended[dir] === STREAM_END.RST) {
       c[CONTENT_COUNTER.AFTER_RESET_DROPPED]!++;
+      return CONTENT_RESULT.DROP;
+    }
+    if (plen > 0 && (flags & TCP_FLAG.URG) !== 0 && this.policy.onUrgent === 'drop') {
+      c[CONTENT_COUNTER.URGENT_DROPPED]!++;
       return CONTENT_RESULT.DROP;
     }
     const wscale = (flags & TCP_FLAG.SYN) !== 0 ? readWindowScale(buf, pkt.l4Offset + 20, pkt.payloadOffset - pkt.l4Offset - 20) : -1;

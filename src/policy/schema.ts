@@ -365,6 +365,10 @@ export const SettingsSchema = z
         on_memcap: z.enum(['drop', 'pass']).default('drop').meta({
           description: 'The hold memcap (--max-held-bytes) or the inspected-flow limit (--content-max-flows) refused a packet: drop (default) or pass it uninspected.',
         }),
+        on_urgent: z.enum(['drop', 'pass']).default('drop').meta({
+          description:
+            'A data segment with URG set in an inspected flow: a receiver takes the urgent byte out of the stream (RFC 6093), so the application would read other bytes than the ones inspected. drop (default) or pass (inspected inline).',
+        }),
       })
       .prefault({})
       .meta({ description: 'TCP stream reassembly for the content stages (antivirus, DLP, testing): bounds and exception policies. docs/architecture.md §3.2.' }),

@@ -256,6 +256,18 @@ t.test('IP-fragmented TCP of an inspected flow is dropped (on_fragment), also wh
   t.equal(namedCounters(pass.counters)['content_fragments_passed'], 1);
 });
 
+t.test('urgent data: a segment with URG would lose its urgent byte at the receiver, so it is dropped (on_urgent)', async (t) => {
+  const { e, counters } = engine([matcher()]);
+  handshake(e);
+  // "EV" + urgent "X" + "IL": inspected inline it is EVXIL (no match), but the application would read EVIL.
+  const urg = gen(buildIPv4Tcp({ src: C, dst: S, srcPort: CPORT, dstPort: SPORT, seq: ISN_C + 1, ack: ISN_S + 1, flags: TCP_FLAG.ACK | TCP_FLAG.PSH | TCP_FLAG.URG, window: 65535, urgent: 3, payload: Buffer.from('{EVXIL}') }));
+  t.equal(run(e, [urg]).length, 0, 'dropped');
+  t.equal(namedCounters(counters)['content_urgent_dropped'], 1);
+  const pass = engine([matcher()], { onUrgent: 'pass' });
+  handshake(pass.e);
+  t.equal(run(pass.e, [urg]).length, 1, 'on_urgent pass: it goes (inspected inline)');
+});
+
 /** A blocking stage that pins each object's end and answers when the test says (pins in object order). */
 class ManualStage implements ContentStage {
   readonly name = 'manual';

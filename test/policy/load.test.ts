@@ -111,6 +111,7 @@ t.test('defaults are filled in (with their documented values)', async (t) => {
       on_hole_timeout: 'reject_flow',
       on_fragment: 'drop',
       on_memcap: 'drop',
+      on_urgent: 'drop',
     },
   });
   const c = compilePolicy(r.policy);
