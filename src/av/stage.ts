@@ -355,6 +355,7 @@ export class AntivirusStage implements ContentStage {
     }
     const cfg = flow.cfg;
     if (dir === 0 ? !cfg.toServer : !cfg.toClient) return;
+    if (head !== null && head.bodyless) return;
     if (hostSkipped(cfg, host)) {
       this.c.skipped_domain++;
       return;
@@ -363,7 +364,6 @@ export class AntivirusStage implements ContentStage {
       this.c.skipped_content_type++;
       return;
     }
-    if (head !== null && head.bodyless) return;
     flow.cur[dir] = new AvObject(flow, dir, name);
   }
 
@@ -371,7 +371,11 @@ export class AntivirusStage implements ContentStage {
     const flow = this.flows.get(view);
     if (flow === undefined) return;
     const o = flow.cur[dir];
-    if (o == null || o.state !== OBJ.STREAMING || data.length === 0) return;
+    if (o == null || data.length === 0) return;
+    if (o.state !== OBJ.STREAMING) {
+      if (o.overLimit) this.c.bytes_unscanned += data.length;
+      return;
+    }
     if (o.scan === null) this.beginScan(o);
     o.bytes += data.length;
     const room = flow.cfg.maxObjectBytes - o.scanned;
