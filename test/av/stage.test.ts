@@ -15,7 +15,7 @@ import { LogEventSchema, timeFields } from '../../src/log/schema.js';
 import type { UnstampedEvent } from '../../src/log/router.js';
 import { startTestClamd } from '../helpers/clamd.js';
 import { waitFor } from '../helpers/wait.js';
-import { feedObject, flowMeta, HEAD_BYTES, httpHead, TestFlowView } from './fixtures/flow-view.js';
+import { feedObject, flowMeta, HEAD_BYTES, httpHead, TestFlowView, UNTIL_TIMEOUT_MS, waitOn, type Waiter } from './fixtures/flow-view.js';
 import { startReplyGate } from './fixtures/reply-gate.js';
 
 const EICAR_SIGNATURE = 'GWI.Test.EICAR.UNOFFICIAL';
@@ -37,12 +37,12 @@ function sha256(b: Uint8Array): string {
 /** The stage's log, each event checked against the verdict-log schema as the router would stamp it. */
 class Log {
   readonly events: UnstampedEvent[] = [];
-  private readonly waiters: { cond: () => boolean; resolve: () => void }[] = [];
+  private readonly waiters: Waiter[] = [];
   readonly fn = (e: UnstampedEvent): void => {
     LogEventSchema.parse({ ...e, ...timeFields(Date.now()), applianceId: 'test', policyVersion: null, suppressed: 0 });
     this.events.push(e);
     for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const w = this.waiters[i] as { cond: () => boolean; resolve: () => void };
+      const w = this.waiters[i] as Waiter;
       if (w.cond()) {
         this.waiters.splice(i, 1);
         w.resolve();
@@ -53,8 +53,7 @@ class Log {
     return this.events.filter((e): e is Extract<UnstampedEvent, { kind: K }> => e.kind === kind);
   }
   until(cond: () => boolean): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ cond, resolve }));
+    return waitOn(this.waiters, cond, UNTIL_TIMEOUT_MS, () => JSON.stringify(this.events));
   }
 }
 
