@@ -35,6 +35,8 @@ export interface HealthSources {
 export interface HealthReport {
   healthy: boolean;
   reasons: string[];
+  /** Content stages working in a documented degraded mode (fail-open without their scanner). */
+  degraded: string[];
 }
 
 export function evaluateHealth(h: HealthSources): HealthReport {
@@ -46,7 +48,14 @@ export function evaluateHealth(h: HealthSources): HealthReport {
     const ok = h.selfTest.lastOkMs[w] ?? 0;
     if (now - ok > h.healthMaxAgeMs) reasons.push(`worker ${w} data-path self-test failed (last success ${ok === 0 ? 'never' : `${now - ok} ms ago`})`);
   }
-  return { healthy: reasons.length === 0, reasons };
+  // A content stage that cannot do its job under a fail-closed policy is down (the appliance would block what it
+  // must inspect); one that fails open is degraded: healthy, and said (docs/antivirus.md).
+  const degraded: string[] = [];
+  for (const [name, sh] of Object.entries(h.supervisor.stageHealth())) {
+    if (sh.state === 'down') reasons.push(`stage ${name} down: ${sh.detail}`);
+    else if (sh.state === 'degraded') degraded.push(`stage ${name} degraded: ${sh.detail}`);
+  }
+  return { healthy: reasons.length === 0, reasons, degraded };
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -189,7 +198,7 @@ export function startHealthServer(host: string, port: number, limits: HttpLimits
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
     if (pathOf(req) === '/healthz') {
       const r = evaluateHealth(h);
-      return send(res, r.healthy ? 200 : 503, 'application/json', JSON.stringify({ status: r.healthy ? 'ok' : 'unhealthy', reasons: r.reasons }) + '\n');
+      return send(res, r.healthy ? 200 : 503, 'application/json', JSON.stringify({ status: r.healthy ? (r.degraded.length > 0 ? 'degraded' : 'ok') : 'unhealthy', reasons: r.reasons, degraded: r.degraded }) + '\n');
     }
     send(res, 404, 'text/plain', 'not found: this listener serves /healthz only\n');
   });

@@ -18,6 +18,7 @@ import type { Settings } from '../config/settings.js';
 import { createVerdictLog } from '../log/verdict-log.js';
 import type { LogRouter } from '../log/router.js';
 import { firewallVerdictEvent } from '../log/firewall-adapter.js';
+import { contentLogEvent } from '../log/content-adapter.js';
 
 /** Why start failed, for the start_failed line: which step, and a hint where one helps. */
 type StartStep = 'instance_lock' | 'data_plane' | 'self_test' | 'admin_listener';
@@ -38,6 +39,7 @@ export async function runAppliance(settings: Settings): Promise<number> {
   const log = createLogger(settings.logLevel);
   const policy = new PolicyManager(settings.policy, {
     reevaluate: settings.reevaluateOnReload,
+    allowTesting: settings.enableTestStages,
     ...(settings.policyRoot === '' ? {} : { root: settings.policyRoot }),
     bounds: { timeoutMs: settings.policyLoadTimeoutMs, maxHeapMb: settings.policyLoadMaxMb },
   });
@@ -74,6 +76,13 @@ export async function runAppliance(settings: Settings): Promise<number> {
     supervisor = new Supervisor(settings, { generation: first.generation, document: first.loaded }, log);
     const sup = supervisor;
     sup.onVerdictLog = (raw) => {
+      // Content stages post schema-shaped events (they carry `kind`); the firewall posts its own shape.
+      if (typeof raw === 'object' && raw !== null && 'kind' in raw) {
+        const e = contentLogEvent(raw);
+        if (e === null) unreadableVerdicts++;
+        else verdictLog.emit(e, Date.now());
+        return;
+      }
       const v = firewallVerdictEvent(raw);
       if (v === null) unreadableVerdicts++;
       else verdictLog.emit(v.event, Date.now(), v.suppressed);

@@ -35,7 +35,7 @@ export async function runValidate(args: string[], out: (s: string) => void): Pro
   }
   let failed = false;
   for (const file of files) {
-    const loaded = loadPolicy(file, undefined, policyRoot === undefined ? {} : { root: policyRoot });
+    const loaded = loadPolicy(file, undefined, { ...(policyRoot === undefined ? {} : { root: policyRoot }), testing: 'warning' });
     let issues: PolicyIssue[] = loaded.issues;
     let summary = '';
     if (loaded.ok) {

@@ -38,6 +38,12 @@ export const MAX_HELD_PACKETS_PER_FLOW_LIMIT = 4096; // packets
 export const MAX_PATH_CHARS = 4096;
 /** Share of the machine's (or container's) memory the worst case of the bounds may take; the rest is the runtime's. */
 export const MEMORY_BUDGET_SHARE = 0.8;
+/**
+ * Memory of one content-inspected flow besides its stream buffers (which the stream memcap bounds): its
+ * inspector record, TCP stream with two reassembly directions, HTTP session with two parsers and their head
+ * buffers' first allocation, cleared offsets and queues. Measured by test/content/flow-memory.test.ts.
+ */
+export const CONTENT_FLOW_BYTES = 8192;
 
 const ipv4Octets = (s: string): boolean => s.split('.').every((o) => Number(o) <= 255);
 const ipv4 = z
@@ -188,6 +194,25 @@ export const SETTINGS_SCHEMA = z.strictObject({
     default: 64,
     description: 'Fragments accepted per datagram; one more drops the datagram. The tracker keeps 16 bytes per accepted fragment, so at most --fragment-max-datagrams × this × 16 bytes per worker (4 MiB at the defaults).',
   }),
+  contentMaxFlows: int({
+    min: 16,
+    max: 1_000_000,
+    unit: 'flows',
+    default: 16_384,
+    description:
+      `TCP flows each worker inspects at once when a content stage (antivirus, DLP) is enabled; one more follows the policy's settings.stream.on_memcap. Each costs up to ~${CONTENT_FLOW_BYTES} bytes besides its stream buffers.`,
+  }),
+  streamMemcapBytes: int({
+    min: 1024 * 1024,
+    max: 4 * 1024 * 1024 * 1024,
+    unit: 'bytes',
+    default: 128 * 1024 * 1024,
+    description:
+      'Bytes each worker may keep for stream reassembly (128 MiB): out-of-order segments and delivered bytes kept until acknowledged, to compare with retransmissions. Past it segments follow settings.stream.on_memcap.',
+  }),
+  enableTestStages: z.stringbool().default(false).describe(
+    "Accept a policy's testing section (content stages that exist to test the chain contract). Off in production: a policy with that section is refused.",
+  ),
   onMalformed: z.enum(EXCEPTION_ACTIONS).default('drop').describe(
     'Exception policy for inner packets that fail to decode (truncated IP/TCP/UDP headers): drop or pass.',
   ),
@@ -351,11 +376,15 @@ function problem(issue: z.core.$ZodIssue, value: string): string {
  * doubles both). The JS runtime itself (V8 heaps, code) comes on top: see MEMORY_BUDGET_SHARE.
  */
 export function worstCaseMemory(
-  s: Pick<Settings, 'workers' | 'maxFlows' | 'maxHeldBytes' | 'batchSize' | 'socketBufferBytes' | 'fragmentMemcapBytes' | 'fragmentMaxDatagrams' | 'fragmentMaxPerDatagram'>,
+  s: Pick<
+    Settings,
+    'workers' | 'maxFlows' | 'maxHeldBytes' | 'batchSize' | 'socketBufferBytes' | 'fragmentMemcapBytes' | 'fragmentMaxDatagrams' | 'fragmentMaxPerDatagram' | 'contentMaxFlows' | 'streamMemcapBytes'
+  >,
 ): {
   flowTables: number;
   heldPackets: number;
   fragments: number;
+  streams: number;
   packetBuffers: number;
   socketBuffers: number;
   total: number;
@@ -367,7 +396,9 @@ export function worstCaseMemory(
   const fragments = s.workers * (s.fragmentMemcapBytes + s.fragmentMaxDatagrams * s.fragmentMaxPerDatagram * 16);
   const packetBuffers = s.workers * (s.batchSize + TX_SLOTS) * SLOT_BYTES;
   const socketBuffers = s.workers * 2 * 2 * s.socketBufferBytes;
-  return { flowTables, heldPackets, fragments, packetBuffers, socketBuffers, total: flowTables + heldPackets + fragments + packetBuffers + socketBuffers };
+  // Content inspection: every inspected flow's state and the reassembly memcap full.
+  const streams = s.workers * (s.contentMaxFlows * CONTENT_FLOW_BYTES + s.streamMemcapBytes);
+  return { flowTables, heldPackets, fragments, streams, packetBuffers, socketBuffers, total: flowTables + heldPackets + fragments + streams + packetBuffers + socketBuffers };
 }
 
 /** Memory this process may use: the machine's, or the container's (cgroup) limit when lower. */
@@ -418,9 +449,9 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
   if (need.total > budget) {
     throw new SettingsError(
       `settings need up to ${formatBytes(need.total)} in the worst case (flow tables ${formatBytes(need.flowTables)}, ` +
-        `held packets ${formatBytes(need.heldPackets)} = --max-held-bytes × --workers, fragments ${formatBytes(need.fragments)}, socket buffers ${formatBytes(need.socketBuffers)}, ` +
+        `held packets ${formatBytes(need.heldPackets)} = --max-held-bytes × --workers, fragments ${formatBytes(need.fragments)}, streams ${formatBytes(need.streams)}, socket buffers ${formatBytes(need.socketBuffers)}, ` +
         `packet slots ${formatBytes(need.packetBuffers)}) but ${Math.round(MEMORY_BUDGET_SHARE * 100)} % of this machine's memory is ${formatBytes(budget)}: ` +
-        'lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers',
+        'lower --max-flows, --max-held-bytes, --stream-memcap-bytes, --content-max-flows, --socket-buffer-bytes or --workers',
     );
   }
   return Object.freeze(settings);

@@ -4,11 +4,16 @@
  *
  * Layout: the fixed counters of COUNTER, then one slot per GENEVE anomaly and one per inner-packet anomaly,
  * in the order of their names arrays, so a new anomaly code needs no edit here, then the fragment tracker's
- * FRAGMENT_COUNTER block (src/flow/fragments.ts), which the tracker writes through a view (fragmentCounters).
+ * FRAGMENT_COUNTER block (src/flow/fragments.ts), which the tracker writes through a view (fragmentCounters),
+ * then the content inspector's blocks: CONTENT_COUNTER (src/content/counters.ts), the stream reassembly counters
+ * (STREAM_COUNTER_NAMES) and the HTTP object counters (HTTP_COUNTER_NAMES), written the same way.
  */
 import { GENEVE_ANOMALY_NAMES } from '../geneve/codec.js';
 import { PACKET_ANOMALY_NAMES } from '../packet/decode.js';
 import { FRAGMENT_COUNTER_NAMES, FRAGMENT_DROP_COUNTERS } from '../flow/fragments.js';
+import { CONTENT_COUNTER, CONTENT_COUNTER_NAMES } from '../content/counters.js';
+import { STREAM_COUNTER_NAMES } from '../stream/events.js';
+import { HTTP_COUNTER_NAMES } from '../stream/http1.js';
 
 export const COUNTER = {
   RX_PACKETS: 0,
@@ -73,7 +78,19 @@ const FIXED = Object.keys(COUNTER).length;
 export const GENEVE_ANOMALY_BASE = FIXED;
 export const INNER_ANOMALY_BASE = GENEVE_ANOMALY_BASE + GENEVE_ANOMALY_NAMES.length;
 export const FRAGMENT_COUNTER_BASE = INNER_ANOMALY_BASE + PACKET_ANOMALY_NAMES.length;
-export const COUNTER_SLOTS = FRAGMENT_COUNTER_BASE + FRAGMENT_COUNTER_NAMES.length;
+export const CONTENT_COUNTER_BASE = FRAGMENT_COUNTER_BASE + FRAGMENT_COUNTER_NAMES.length;
+export const STREAM_COUNTER_BASE = CONTENT_COUNTER_BASE + CONTENT_COUNTER_NAMES.length;
+export const HTTP_COUNTER_BASE = STREAM_COUNTER_BASE + STREAM_COUNTER_NAMES.length;
+export const COUNTER_SLOTS = HTTP_COUNTER_BASE + HTTP_COUNTER_NAMES.length;
+
+/** The content inspector's, the stream reassembly's and the HTTP parser's counter blocks (shared memory, no copy). */
+export function contentCounters(c: Float64Array): { content: Float64Array; stream: Float64Array; http: Float64Array } {
+  return {
+    content: c.subarray(CONTENT_COUNTER_BASE, STREAM_COUNTER_BASE),
+    stream: c.subarray(STREAM_COUNTER_BASE, HTTP_COUNTER_BASE),
+    http: c.subarray(HTTP_COUNTER_BASE, COUNTER_SLOTS),
+  };
+}
 
 /** The fragment tracker's counter block inside the worker's counters (shared memory, no copy). */
 export function fragmentCounters(c: Float64Array): Float64Array {
@@ -100,6 +117,9 @@ export function dropReasons(c: Float64Array): Record<string, number> {
   out['loop_guard'] = c[COUNTER.LOOP_DROPPED] as number;
   out['gwlb_source_not_allowed'] = c[COUNTER.SOURCE_NOT_ALLOWED] as number;
   for (const i of FRAGMENT_DROP_COUNTERS) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
+  const k = CONTENT_COUNTER_BASE;
+  out['content_dropped'] = c[k + CONTENT_COUNTER.PACKETS_DROPPED] as number;
+  out['content_discarded'] = c[k + CONTENT_COUNTER.DISCARDED] as number;
   return out;
 }
 
@@ -108,6 +128,9 @@ export function namedCounters(c: Float64Array): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, index] of Object.entries(COUNTER)) out[name.toLowerCase()] = c[index] as number;
   for (let i = 0; i < FRAGMENT_COUNTER_NAMES.length; i++) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
+  for (let i = 0; i < CONTENT_COUNTER_NAMES.length; i++) out[`content_${CONTENT_COUNTER_NAMES[i] as string}`] = c[CONTENT_COUNTER_BASE + i] as number;
+  for (let i = 0; i < STREAM_COUNTER_NAMES.length; i++) out[`stream_${STREAM_COUNTER_NAMES[i] as string}`] = c[STREAM_COUNTER_BASE + i] as number;
+  for (let i = 0; i < HTTP_COUNTER_NAMES.length; i++) out[`http_${HTTP_COUNTER_NAMES[i] as string}`] = c[HTTP_COUNTER_BASE + i] as number;
   return out;
 }
 

@@ -5,6 +5,9 @@
  *                                   └─ fragments: FragmentTracker (src/flow/fragments.ts): a first fragment goes
  *                                      the normal way and its verdict is recorded for its datagram; later
  *                                      fragments skip the flow table and follow that verdict (or wait for it)
+ *   packet stages pass a TCP packet ─> ContentInspector (src/content/inspector.ts): reassembly, objects, content
+ *                                      stages; the packet goes out only once every blocking content stage has
+ *                                      cleared its bytes (docs/architecture.md §3.2)
  *
  * It owns no sockets: the worker (worker-main.ts) fills the receive slots with recvmmsg and flushes the two
  * send lists with sendmmsg, so the whole path is testable in-process with real bytes. Allocation-free on the
@@ -26,6 +29,12 @@ import { COUNTER, GENEVE_ANOMALY_BASE, INNER_ANOMALY_BASE, bump, fragmentCounter
 import type { RecvBatchArrays, SendBatchArrays } from './native.js';
 import type { Settings } from '../config/settings.js';
 import { inCidrs, inSorted, parseCidrList, type CidrList } from './source-guard.js';
+import { ContentInspector, CONTENT_RESULT, type ContentOutput } from '../content/inspector.js';
+import { CONTENT_COUNTER } from '../content/counters.js';
+import type { ContentHeldPacket } from '../pipeline/content-holds.js';
+import { StreamMemcap } from '../stream/memcap.js';
+import { contentCounters } from './counters.js';
+import { DEFAULT_HTTP_OPTIONS } from '../stream/http1.js';
 
 /** Outer IPv4 (20) + UDP (8) header written in front of each payload by the raw return path. */
 export const HEADROOM_BYTES = 28;
@@ -89,13 +98,22 @@ export interface EngineOptions {
   /** Sends and empties txSend; without it a full tx list counts further packets as send failures. */
   flushTx?: () => void;
   /**
+   * Sends and empties rxSend in the middle of a batch: called before held packets of a content-inspected flow are
+   * released during a batch, so that packets the batch released earlier go out first (order within a direction).
+   */
+  flushRx?: () => void;
+  /**
    * The appliance's own IPv4 addresses, sorted (source-guard.ts ownAddresses): datagrams from them are our
    * self-test or a loop, never traffic. The address a datagram was sent to always counts as own.
    */
   ownAddrs?: Uint32Array;
   /** Told about each internal fault (already counted) so the worker can log it, rate-limited. */
   onFault?: (err: unknown) => void;
+  /** Where content verdicts are logged (the worker posts them to the verdict log). */
+  onContentLog?: ContentLogSink;
 }
+
+type ContentLogSink = ConstructorParameters<typeof ContentInspector>[0]['log'];
 
 const HOLD_CHECK: { flow: number; stage: number }[] = [];
 
@@ -109,6 +127,8 @@ export class PacketEngine {
   /** Released held packets and originated packets (RST), in txBuf. */
   readonly txSend: SendList;
   readonly txBuf: Buffer;
+  /** Content stages (AV, DLP) over reassembled streams; inactive until the chain configures a stage. */
+  readonly content: ContentInspector;
   private stages: Stage[];
   private readonly settings: Settings;
   private readonly gh: GeneveHeader = createGeneveHeader();
@@ -119,6 +139,12 @@ export class PacketEngine {
   private readonly txSlots: number;
   /** Sends txSend now (the worker's sendmmsg); called when the tx list fills up in the middle of a batch. */
   private readonly flushTx: (() => void) | undefined;
+  private readonly flushRx: (() => void) | undefined;
+  /** Scratch decode of a held packet (released through the content inspector, or the source of a reject). */
+  private readonly gh2: GeneveHeader = createGeneveHeader();
+  private readonly pkt2: InnerPacket = createInnerPacket();
+  private inBatch = false;
+  private readonly contentCounters: Float64Array;
   private readonly ownAddrs: Uint32Array;
   private readonly gwlbSources: CidrList;
   private readonly passOnFault: boolean;
@@ -132,6 +158,7 @@ export class PacketEngine {
     this.nonce = opts.probeNonce;
     this.rejectBuilder = opts.rejectBuilder;
     this.flushTx = opts.flushTx;
+    this.flushRx = opts.flushRx;
     this.ownAddrs = opts.ownAddrs ?? new Uint32Array(0);
     this.gwlbSources = parseCidrList(opts.settings.gwlbSources);
     this.passOnFault = opts.settings.onInternalFault === 'pass';
@@ -163,9 +190,23 @@ export class PacketEngine {
       ruleId: -1,
       reason: '',
     };
+    const cc = contentCounters(opts.counters);
+    this.contentCounters = cc.content;
+    this.content = new ContentInspector({
+      maxFlows: opts.settings.contentMaxFlows,
+      http: DEFAULT_HTTP_OPTIONS,
+      memcap: new StreamMemcap(opts.settings.streamMemcapBytes),
+      holds: this.holds,
+      counters: cc.content,
+      streamCounters: cc.stream,
+      httpCounters: cc.http,
+      out: this.contentOut,
+      log: opts.onContentLog ?? (() => {}),
+    });
     const prev = this.flows.onRemove;
     this.flows.onRemove = (flow: number) => {
       if (this.holds.has(flow)) this.discardHeld(flow);
+      this.content.flowEnd(flow);
       for (const stage of this.stages) stage.onFlowEnd?.(flow);
       prev?.(flow);
     };
@@ -188,6 +229,7 @@ export class PacketEngine {
     const own = this.ownAddrs;
     const sources = this.gwlbSources;
     rx.count = 0;
+    this.inBatch = true;
     bump(c, COUNTER.RX_BATCHES);
     for (let i = 0; i < count; i++) {
       const off = i * slotSize + HEADROOM_BYTES;
@@ -216,6 +258,7 @@ export class PacketEngine {
         this.internalFault(err, queued, off, len, dst, src, meta.srcPort[i] as number);
       }
     }
+    this.inBatch = false;
   }
 
   /**
@@ -246,7 +289,8 @@ export class PacketEngine {
   private internalFault(err: unknown, queued: number, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number): void {
     const c = this.counters;
     bump(c, COUNTER.INTERNAL_FAULTS);
-    this.rxSend.count = queued;
+    // (A mid-batch flushRx may have sent and emptied the list since.)
+    this.rxSend.count = Math.min(queued, this.rxSend.count);
     if (this.passOnFault) {
       bump(c, COUNTER.FAULT_PASSED);
       this.queueReturn(off, len, localAddr, gwlbAddr, gwlbPort);
@@ -358,6 +402,22 @@ export class PacketEngine {
 
     if (action === ACTION.PASS || action === ACTION.ALERT) {
       if (this.holds.has(flow)) this.releaseHeld(flow);
+      if (this.content.active && pkt.protocol === IP_PROTO.TCP && pkt.l4Offset >= 0) {
+        const r =
+          fragment >= 0
+            ? this.content.fragment(flow)
+            : this.content.onPacket(flow, ctx.direction, pkt, gh, buf, off, len, localAddr, gwlbAddr, gwlbPort, nowMs);
+        if (r !== CONTENT_RESULT.RELEASE) {
+          if (fragment >= 0) this.fragments.decide(fragment, ACTION.DROP, this.releaseFragment);
+          if (r === CONTENT_RESULT.REJECT) {
+            bump(c, COUNTER.REJECTED);
+            this.reject(flow, pkt, buf);
+          } else if (r === CONTENT_RESULT.DROP) {
+            bump(this.contentCounters, CONTENT_COUNTER.PACKETS_DROPPED);
+          }
+          return;
+        }
+      }
       bump(c, action === ACTION.PASS ? COUNTER.PASSED : COUNTER.ALERTED);
       if (fragment >= 0 && this.fragments.heldCount(fragment) > 0) {
         // Fragments that waited go out after their first fragment: it goes through the tx list ahead of them.
@@ -372,7 +432,7 @@ export class PacketEngine {
     if (this.holds.has(flow)) this.discardHeld(flow);
     if (action === ACTION.REJECT) {
       bump(c, COUNTER.REJECTED);
-      this.reject(flow, buf);
+      this.reject(flow, this.pkt, buf);
     } else {
       bump(c, COUNTER.DROPPED_POLICY);
     }
@@ -443,6 +503,8 @@ export class PacketEngine {
   private releaseHeld(flow: number): void {
     const held = this.holds.take(flow);
     for (const h of held) {
+      // A packet the firewall held (name reading) still has to pass the content stages, in order.
+      if (this.content.active && !this.passContent(flow, h)) continue;
       const off = this.txSlot();
       if (off < 0) {
         bump(this.counters, COUNTER.SEND_FAILED);
@@ -461,8 +523,49 @@ export class PacketEngine {
     bump(this.counters, COUNTER.HOLD_DISCARDED, this.holds.take(flow).length);
   }
 
+  /**
+   * A packet a packet stage held, on its way out: through the content inspector when its flow is inspected.
+   * True when it may go now; false when the inspector kept it (it copied it) or dropped it.
+   */
+  private passContent(flow: number, h: { data: Buffer; localAddr: number; gwlbAddr: number; gwlbPort: number }): boolean {
+    const gh = this.gh2;
+    const pkt = this.pkt2;
+    if (decodeGeneve(h.data, 0, h.data.length, gh) !== 0) return true;
+    if (decodeInner(h.data, gh.headerLength, h.data.length - gh.headerLength, gh.protocolType, pkt) !== 0) return true;
+    if (pkt.protocol !== IP_PROTO.TCP || pkt.l4Offset < 0 || pkt.isFragment) return true;
+    if (this.flows.find(pkt, gh.endpointIdHi, gh.endpointIdLo) !== flow) return true;
+    const dir = this.flows.direction;
+    const r = this.content.onPacket(flow, dir, pkt, gh, h.data, 0, h.data.length, h.localAddr, h.gwlbAddr, h.gwlbPort, this.ctx.nowMs);
+    if (r === CONTENT_RESULT.RELEASE) return true;
+    if (r === CONTENT_RESULT.REJECT) {
+      bump(this.counters, COUNTER.REJECTED);
+      this.reject(flow, pkt, h.data);
+    } else if (r === CONTENT_RESULT.DROP) bump(this.contentCounters, CONTENT_COUNTER.PACKETS_DROPPED);
+    return false;
+  }
+
+  /** How the content inspector sends, orders, resets and records (ContentOutput). */
+  private readonly contentOut: ContentOutput = {
+    send: (p: ContentHeldPacket): void => this.sendCopy(p.data, 0, p.data.length, p.localAddr, p.gwlbAddr, p.gwlbPort),
+    beforeRelease: (): void => {
+      if (this.inBatch && this.rxSend.count > 0) this.flushRx?.();
+    },
+    flush: (): void => {
+      if (!this.inBatch) this.flushTx?.();
+    },
+    reject: (flow: number, data: Buffer): void => {
+      const gh = this.gh2;
+      const pkt = this.pkt2;
+      if (decodeGeneve(data, 0, data.length, gh) !== 0) return;
+      if (decodeInner(data, gh.headerLength, data.length - gh.headerLength, gh.protocolType, pkt) !== 0) return;
+      bump(this.counters, COUNTER.REJECTED);
+      this.reject(flow, pkt, data);
+    },
+    setVerdict: (flow: number, action: Action): void => this.flows.setVerdict(flow, action, -1),
+  };
+
   /** docs/architecture.md §2: packets we originate on a flow go out inside the newest GENEVE header seen for it. */
-  private reject(flow: number, buf: Buffer): void {
+  private reject(flow: number, pkt: InnerPacket, buf: Buffer): void {
     const build = this.rejectBuilder;
     if (build === undefined) return;
     const flows = this.flows;
@@ -474,7 +577,7 @@ export class PacketEngine {
       }
       const hlen = flows.copyHeader(flow, this.txBuf, off);
       // k = 0: toward the sender of this packet; k = 1: toward its receiver (reject answers both ends).
-      const n = build(this.pkt, buf, k === 0, this.txBuf, off + hlen);
+      const n = build(pkt, buf, k === 0, this.txBuf, off + hlen);
       if (n === 0) continue;
       this.queue(this.txSend, off, hlen + n, flows.localAddrOf(flow), flows.gwlbAddrOf(flow), flows.gwlbPortOf(flow), GENEVE_PORT);
       bump(this.counters, COUNTER.ORIGINATED);
@@ -487,6 +590,7 @@ export class PacketEngine {
     const expired = this.flows.expire(nowMs, 100_000);
     bump(c, COUNTER.FLOW_EXPIRATIONS, expired);
     this.fragments.expire(nowMs);
+    this.content.tick(nowMs);
     this.holds.expired(nowMs, this.holdBudgetOf, HOLD_CHECK);
     for (const { flow, stage } of HOLD_CHECK) {
       const s = this.stages[stage];

@@ -3,12 +3,13 @@
  * one worker per socket, restarts a worker that dies (same socket, so its flows' packets keep a reader),
  * pushes policy swaps, and aggregates counters for the admin port.
  */
+import type { StageHealth } from '../pipeline/content.js';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { loadNative, newSteeringKey, type NativeNet } from './native.js';
 import { COUNTER, createCounters, dropReasons, namedCounters } from './counters.js';
 import type { WorkerInit, WorkerMessage, WorkerReport } from './worker-main.js';
-import type { ChainFactoryInput } from '../pipeline/chain.js';
+import type { ChainFactoryInput } from '../chain.js';
 import type { Settings } from '../config/settings.js';
 import { ipv4ToU32 } from '../packet/address.js';
 import type { Logger } from '../util/logger.js';
@@ -30,6 +31,8 @@ interface WorkerSlot {
   stopping: boolean;
   /** Latest per-stage counters the worker posted (about once a second). */
   stageStats: Record<string, Record<string, number>>;
+  /** Health the worker's content stages last reported (stage-stats). */
+  stageHealth: Record<string, StageHealth>;
 }
 
 export class Supervisor {
@@ -65,7 +68,7 @@ export class Supervisor {
     const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes, this.steeringKey);
     // Every fd goes into a slot before the next call that can throw, so stop() closes all of them.
     for (let i = 0; i < fds.length; i++) {
-      this.slots.push({ index: i, fd: fds[i] as number, rawFd: -1, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {} });
+      this.slots.push({ index: i, fd: fds[i] as number, rawFd: -1, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {}, stageHealth: {} });
     }
     if (s.returnMode === 'raw') for (const slot of this.slots) slot.rawFd = this.native.openRawSend(s.socketBufferBytes);
     await Promise.all(this.slots.map((slot) => this.spawn(slot)));
@@ -98,6 +101,7 @@ export class Supervisor {
           this.log.error('worker_fault', { worker: msg.index, message: msg.message, stack: msg.stack });
         } else if (msg.type === 'stage-stats') {
           slot.stageStats = msg.stages;
+          slot.stageHealth = msg.health;
         } else if (msg.type === 'log') {
           this.onVerdictLog?.(msg.event);
         } else if (msg.type === 'policy-applied') {
@@ -178,5 +182,19 @@ export class Supervisor {
       slot.fd = -1;
       slot.rawFd = -1;
     }
+  }
+
+  /** Each content stage's health, the worst any live worker reported (down > degraded > up). */
+  stageHealth(): Record<string, StageHealth> {
+    const rank = { up: 0, degraded: 1, down: 2 } as const;
+    const out: Record<string, StageHealth> = {};
+    for (const slot of this.slots) {
+      if (!slot.ready) continue;
+      for (const [name, h] of Object.entries(slot.stageHealth)) {
+        const prev = out[name];
+        if (prev === undefined || rank[h.state] > rank[prev.state]) out[name] = h;
+      }
+    }
+    return out;
   }
 }

@@ -13,8 +13,9 @@ import { loadNative, SEND_STAT, SEND_STAT_SLOTS, type PollHandle } from './nativ
 import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays, type SendList } from './engine.js';
 import { COUNTER, bump } from './counters.js';
 import { FlowTable } from '../flow/table.js';
-import { Chain, type ChainFactoryInput } from '../pipeline/chain.js';
+import { Chain, type ChainFactoryInput } from '../chain.js';
 import type { Settings } from '../config/settings.js';
+import type { StageHealth } from '../pipeline/content.js';
 
 export interface WorkerInit {
   index: number;
@@ -37,7 +38,7 @@ export type WorkerReport =
   | { type: 'policy-applied'; index: number; generation: number }
   | { type: 'fault'; index: number; message: string; stack: string | undefined }
   | { type: 'log'; index: number; event: unknown }
-  | { type: 'stage-stats'; index: number; stages: Record<string, Record<string, number>> };
+  | { type: 'stage-stats'; index: number; stages: Record<string, Record<string, number>>; health: Record<string, StageHealth> };
 
 /** Wake-ups are bounded: after this many batches we yield to the event loop (timers, messages). */
 const MAX_BATCHES_PER_WAKE = 64;
@@ -46,6 +47,8 @@ const TICK_MS = 250;
 const STAGE_STATS_EVERY_TICKS = 4;
 /** Internal faults are reported to the main thread at most this often (ms): a bug must not flood the log. */
 const FAULT_REPORT_INTERVAL_MS = 1000;
+/** On stop: how long content stages may take to close their connections, ms. */
+const STAGE_STOP_MS = 500;
 
 function main(): void {
   const init = workerData as WorkerInit;
@@ -60,7 +63,7 @@ function main(): void {
     otherIdleMs: s.flowIdleOtherS * 1000,
   });
   const onLog = (event: unknown): void => port.postMessage({ type: 'log', index: init.index, event } satisfies WorkerReport);
-  const chain = new Chain(init.policy, onLog);
+  const chain = new Chain(init.policy, onLog, s);
   const engine: PacketEngine = new PacketEngine({
     settings: s,
     counters,
@@ -69,9 +72,12 @@ function main(): void {
     probeNonce: Buffer.from(init.probeNonce),
     rejectBuilder: chain.rejectBuilder,
     flushTx: () => flush(engine.txBuf, engine.txSend),
+    flushRx: () => flush(rxBuf, engine.rxSend),
+    onContentLog: onLog,
     ownAddrs: init.ownAddrs,
     onFault: (err) => report(err),
   });
+  engine.content.configure(chain.contentStages, chain.contentPolicy, chain.scopeOf);
   counters[COUNTER.POLICY_GENERATION] = init.policy.generation;
 
   const batch = s.batchSize;
@@ -146,7 +152,8 @@ function main(): void {
     if (++ticks % STAGE_STATS_EVERY_TICKS === 0) {
       const stages: Record<string, Record<string, number>> = {};
       for (const stage of chain.stages) if (stage.counters !== undefined) stages[stage.name] = { ...stage.counters };
-      port.postMessage({ type: 'stage-stats', index: init.index, stages } satisfies WorkerReport);
+      for (const stage of chain.contentStages) if (stage.counters !== undefined) stages[stage.name] = { ...stage.counters };
+      port.postMessage({ type: 'stage-stats', index: init.index, stages, health: chain.health() } satisfies WorkerReport);
     }
     const now = performance.now();
     counters[COUNTER.HEARTBEAT_MS] = performance.timeOrigin + now;
@@ -165,6 +172,7 @@ function main(): void {
       try {
         chain.apply(msg.policy);
         engine.setStages(chain.stages);
+        engine.content.configure(chain.contentStages, chain.contentPolicy, chain.scopeOf);
         counters[COUNTER.POLICY_GENERATION] = msg.policy.generation;
         port.postMessage({ type: 'policy-applied', index: init.index, generation: msg.policy.generation } satisfies WorkerReport);
       } catch (err) {
@@ -176,7 +184,8 @@ function main(): void {
       poll = undefined;
       clearInterval(timer);
       flush(engine.txBuf, engine.txSend);
-      port.close(); // the main thread sees the worker's exit
+      // Content stages close their scanner connections; a stage that does not stop in time is not waited for.
+      void Promise.race([chain.stop(), new Promise((r) => setTimeout(r, STAGE_STOP_MS).unref())]).finally(() => port.close()); // the main thread sees the worker's exit
     }
   });
   port.postMessage({ type: 'ready', index: init.index } satisfies WorkerReport);

@@ -18,7 +18,7 @@ export const EVENT_KINDS = ['flow_verdict', 'content_finding', 'anomaly', 'flow_
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 export const ACTIONS = ['pass', 'drop', 'reject', 'alert'] as const;
-export const STAGES = ['engine', 'firewall', 'stream', 'av', 'dlp'] as const;
+export const STAGES = ['engine', 'firewall', 'stream', 'av', 'dlp', 'test'] as const;
 export const DIRECTIONS = ['to_server', 'to_client'] as const;
 
 /** Longest text field (rule names, reasons, file:line:column): keeps one event far below any sink's event limit. */

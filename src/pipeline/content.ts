@@ -33,6 +33,8 @@ export interface Provenance {
   readonly rule: string | null;
   /** Words for the log (never stream bytes): which deadline, which limit, clamd's reply. */
   readonly detail?: string;
+  /** Direction of the bytes that brought the decision (0 initiator → responder, 1 back), when one did. */
+  readonly dir?: number;
 }
 
 /** Identity of a flow under content inspection, for scoping and logs. Fixed when inspection starts. */

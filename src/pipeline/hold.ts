@@ -51,6 +51,22 @@ export class HoldStore {
     this.maxPacketsPerFlow = maxPacketsPerFlow;
   }
 
+  /**
+   * Charges `cost` bytes of another hold (the content holds, src/pipeline/content-holds.ts) to this worker's one
+   * memcap; false (nothing charged) when it would exceed it.
+   */
+  charge(cost: number, packets: number): boolean {
+    if (this.bytes + cost > this.maxBytes) return false;
+    this.bytes += cost;
+    this.packets += packets;
+    return true;
+  }
+
+  refund(cost: number, packets: number): void {
+    this.bytes -= cost;
+    this.packets -= packets;
+  }
+
   has(flow: number): boolean {
     return this.flows.has(flow);
   }

@@ -19,6 +19,8 @@ export interface BoundedLoadRequest {
   path: string;
   /** --policy-root; '' = the policy file's directory. */
   root: string;
+  /** Accept the policy's testing section (--enable-test-stages). */
+  allowTesting: boolean;
 }
 
 export type BoundedLoadReply =

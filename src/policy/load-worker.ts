@@ -9,7 +9,7 @@ import { loadPolicy } from './load.js';
 import type { BoundedLoadRequest, BoundedLoadReply } from './bounded-load.js';
 
 const req = workerData as BoundedLoadRequest;
-const loaded = loadPolicy(req.path, undefined, req.root === '' ? {} : { root: req.root });
+const loaded = loadPolicy(req.path, undefined, { ...(req.root === '' ? {} : { root: req.root }), testing: req.allowTesting ? 'allow' : 'error' });
 let reply: BoundedLoadReply;
 if (!loaded.ok) {
   reply = { ok: false, issues: loaded.issues, files: loaded.files };

@@ -19,6 +19,7 @@ import { POLICY_ISSUE, suggest, type PathSegment, type PolicyIssue, type PolicyI
 import {
   MAX_RULES_PER_SCOPE,
   PolicySchema,
+  policyJsonSchemas,
   RuleSetSchema,
   type ActionName,
   type PolicySettings,
@@ -128,6 +129,11 @@ export interface LoadOptions {
   root?: string;
   /** Resolve symbolic links (realpath) before the root check, and read the resolved path (default: true). */
   realpaths?: boolean;
+  /**
+   * The `testing` section (stages for tests): 'error' (default: refused, the appliance was not started with
+   * --enable-test-stages), 'warning' (validate), 'allow'.
+   */
+  testing?: 'error' | 'warning' | 'allow';
 }
 
 /** Loads and validates a policy file and everything it includes. */
@@ -138,7 +144,7 @@ export function loadPolicy(path: string, read: ReadFile = fsReader(), opts: Load
 /** Re-validates a LoadedPolicy's own sources (what a worker does with the bundle the main thread posted). */
 export function loadPolicyFromSources(root: string, sources: Record<string, string>): LoadResult {
   // The bundle holds only files a confined load read: nothing else can be named.
-  return loadPolicy(root, bundleReader(sources), { root: '/', realpaths: false });
+  return loadPolicy(root, bundleReader(sources), { root: '/', realpaths: false, testing: 'allow' });
 }
 
 /** Is `path` (absolute) inside directory `dir` (absolute) or `dir` itself? */
@@ -161,17 +167,32 @@ interface ParsedFile {
 
 const DEFAULT_MESSAGE = /^(Invalid|Too (big|small)|Unrecognized)/;
 
-/** Every key a schema object accepts, for "did you mean" hints. */
-const KNOWN_KEYS = [
-  'version', 'description', 'include', 'settings', 'sets', 'default_action', 'default_log', 'rules', 'scopes',
-  'tcp', 'midstream_pickup', 'on_midstream', 'on_invalid', 'names', 'max_bytes', 'max_wait_ms', 'max_pending_flows',
-  'on_unreadable', 'on_memcap', 'on_unknown', 'on_anomaly', 'log', 'max_per_s', 'addresses', 'ports', 'domains', 'endpoints', 'name', 'enabled',
-  'action', 'proto', 'src', 'dst', 'src_ports', 'dst_ports', 'icmp_type', 'icmp_code', 'tcp_flags', 'direction', 'sni',
-  'http_host', 'domain', 'match', 'except', 'set', 'not_set',
-];
+/** Every key a schema object accepts (the content stages' sections too), for "did you mean" hints. */
+let knownKeys: string[] | undefined;
+function allKnownKeys(): string[] {
+  if (knownKeys !== undefined) return knownKeys;
+  const keys = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const o = node as Record<string, unknown>;
+    if (typeof o.properties === 'object' && o.properties !== null) for (const k of Object.keys(o.properties)) keys.add(k);
+    for (const v of Object.values(o)) walk(v);
+  };
+  const { policy, rules } = policyJsonSchemas();
+  walk(policy);
+  walk(rules);
+  keys.delete('$schema');
+  knownKeys = [...keys];
+  return knownKeys;
+}
 
 class Loader {
   private readonly read: ReadFile;
+  private readonly testing: 'error' | 'warning' | 'allow';
   private readonly issues: PolicyIssue[] = [];
   private readonly sources: Record<string, string> = {};
   /** Every path this load tried to read, found or not (what a watcher must watch). */
@@ -191,6 +212,7 @@ class Loader {
 
   constructor(read: ReadFile, opts: LoadOptions, policyPath: string) {
     this.read = read;
+    this.testing = opts.testing ?? 'error';
     this.rootDir = resolvePath(opts.root ?? dirname(normalize(policyPath)));
     let real: string | null = null;
     if (opts.realpaths !== false) {
@@ -256,6 +278,15 @@ class Loader {
       if (scope.dlp !== undefined) this.checkSection(file, ['scopes', name, 'dlp'], scope.dlp, checkDlpSection);
     }
     if (data.dlp !== undefined) this.checkSection(file, ['dlp'], data.dlp, checkDlpSection);
+    if (data.testing !== undefined && this.testing !== 'allow') {
+      this.issue(
+        this.origin(file, ['testing'], true),
+        [],
+        POLICY_ISSUE.INVALID,
+        'the testing section enables stages that exist only for tests; the appliance accepts it only with --enable-test-stages',
+        this.testing === 'warning' ? 'warning' : 'error',
+      );
+    }
     this.checkScopes(file, scopes);
     this.checkSetReferences(scopes);
     this.lint(scopes);
@@ -725,7 +756,7 @@ class Loader {
       }
       case 'unrecognized_keys': {
         for (const k of issue.keys ?? []) {
-          const hint = suggest(k, KNOWN_KEYS);
+          const hint = suggest(k, allKnownKeys());
           this.report(file, [...path, k], POLICY_ISSUE.UNKNOWN_KEY, `unknown key "${k}"${hint !== undefined && hint !== k ? ` (did you mean "${hint}"?)` : ''}`, true);
         }
         return;

@@ -50,6 +50,8 @@ export interface PolicyManagerOptions {
   root?: string;
   /** Time and memory bound of loadBounded() (--policy-load-timeout-ms, --policy-load-max-mb). */
   bounds?: LoadBounds;
+  /** Accept the policy's testing section (--enable-test-stages; default false). */
+  allowTesting?: boolean;
 }
 
 /** Defaults of the settings policyLoadTimeoutMs and policyLoadMaxMb. */
@@ -61,6 +63,7 @@ export class PolicyManager {
   reevaluate: boolean;
   private readonly read: ReadFile | undefined;
   private readonly root: string | undefined;
+  private readonly allowTesting: boolean;
   private readonly bounds: LoadBounds;
   /** The bounded load in progress (loads run one at a time, in order). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -75,6 +78,7 @@ export class PolicyManager {
     this.reevaluate = opts.reevaluate ?? false;
     this.read = opts.read;
     this.root = opts.root;
+    this.allowTesting = opts.allowTesting ?? false;
     this.bounds = opts.bounds ?? DEFAULT_LOAD_BOUNDS;
   }
 
@@ -102,7 +106,7 @@ export class PolicyManager {
   load(): ReloadResult {
     const t0 = performance.now();
     this.counters.lastAttemptMs = t0;
-    const loaded = loadPolicy(this.path, this.read, this.root === undefined ? {} : { root: this.root });
+    const loaded = loadPolicy(this.path, this.read, { ...(this.root === undefined ? {} : { root: this.root }), testing: this.allowTesting ? 'allow' : 'error' });
     this.lastAttemptFiles = loaded.files;
     let result: ReloadResult;
     if (!loaded.ok) {
@@ -139,7 +143,7 @@ export class PolicyManager {
     const run = async (): Promise<BoundedReloadResult> => {
       const t0 = performance.now();
       this.counters.lastAttemptMs = t0;
-      const r = await loadPolicyBounded({ path: this.path, root: this.root ?? '' }, this.bounds);
+      const r = await loadPolicyBounded({ path: this.path, root: this.root ?? '', allowTesting: this.allowTesting }, this.bounds);
       this.lastAttemptFiles = r.files;
       this.counters.lastLoadDurationMs = performance.now() - t0;
       if (!r.ok) {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { AntivirusScopeSchema, AntivirusSectionSchema } from '../av/policy.js';
 import { DlpScopeSchema, DlpSectionSchema } from '../dlp/policy.js';
 import { TestingSectionSchema } from '../content/test-policy.js';
+import { STREAM_DEPTH_BYTES, STREAM_HOLE_WAIT_BYTES, STREAM_HOLE_WAIT_MS, STREAM_OOO_MAX_BYTES } from '../stream/options.js';
 import {
   ENDPOINT_ID_PATTERN,
   NAME_PATTERN,
@@ -332,6 +333,41 @@ export const SettingsSchema = z
         )),
       })
       .prefault({}),
+    stream: z
+      .strictObject({
+        depth_bytes: z.number().int().min(1024).max(1 << 30).default(STREAM_DEPTH_BYTES).meta({
+          description: `Bytes of each direction of a TCP flow the content stages inspect (default ${STREAM_DEPTH_BYTES}, 16 MiB); bytes past it pass uninspected and an object cut there ends as truncated (the stage's fail mode decides).`,
+        }),
+        ooo_max_bytes: z.number().int().min(0).max(64 << 20).default(STREAM_OOO_MAX_BYTES).meta({
+          description: `Out-of-order bytes buffered per direction (default ${STREAM_OOO_MAX_BYTES}); a segment that does not fit is dropped (the sender retransmits it).`,
+        }),
+        hole_wait_ms: z.number().int().min(100).max(120_000).default(STREAM_HOLE_WAIT_MS).meta({
+          description: `How long bytes may wait behind a hole in the stream, ms (default ${STREAM_HOLE_WAIT_MS}); then on_hole_timeout applies.`,
+        }),
+        hole_wait_bytes: z.number().int().min(1024).max(64 << 20).default(STREAM_HOLE_WAIT_BYTES).meta({
+          description: `How many bytes may wait behind a hole (default ${STREAM_HOLE_WAIT_BYTES}); then on_hole_timeout applies.`,
+        }),
+        head_wait_ms: z.number().int().min(10).max(60_000).default(1000).meta({
+          description:
+            'How long the packets of an incomplete HTTP head may wait for its end, ms (default 1000); then its bytes are inspected as an opaque stream and released per the stages (a protocol that only looks like HTTP, a stalled client).',
+        }),
+        on_overlap_different: z.enum(['drop_packet', 'pass']).default('drop_packet').meta({
+          description:
+            'A retransmission or overlap whose bytes differ from the bytes inspected first (first bytes win either way): drop_packet (the receiver can only get the inspected bytes) or pass. Default drop_packet.',
+        }),
+        on_hole_timeout: z.enum(['reject_flow', 'drop_flow', 'skip']).default('reject_flow').meta({
+          description:
+            'A hole that outlived hole_wait_ms/hole_wait_bytes: reject_flow or drop_flow end the flow; skip goes on after the hole, and the content stages see the object cut there (its bytes after the hole pass uninspected). Default reject_flow.',
+        }),
+        on_fragment: z.enum(['drop', 'pass']).default('drop').meta({
+          description: 'An IP-fragmented TCP segment of an inspected flow (its bytes cannot be placed in the stream): drop (default; TCP resends) or pass uninspected.',
+        }),
+        on_memcap: z.enum(['drop', 'pass']).default('drop').meta({
+          description: 'The hold memcap (--max-held-bytes) or the inspected-flow limit (--content-max-flows) refused a packet: drop (default) or pass it uninspected.',
+        }),
+      })
+      .prefault({})
+      .meta({ description: 'TCP stream reassembly for the content stages (antivirus, DLP, testing): bounds and exception policies. docs/architecture.md §3.2.' }),
     log: z
       .strictObject({
         max_per_s: z.number().positive().max(1_000_000).default(LOG_MAX_PER_S_DEFAULT).meta({

@@ -115,6 +115,11 @@ export const HTTP_ANOMALY = {
   GAP: 15,
   /** After an HTTP message, bytes that do not start another one. */
   NOT_HTTP_AFTER_MESSAGE: 16,
+  /**
+   * An incomplete head waited too long (the owner's head wait), or its direction ended inside it: its bytes and
+   * the rest of the direction became one opaque object, so they are inspected anyway.
+   */
+  HEAD_ABANDONED: 17,
 } as const;
 export type HttpAnomaly = (typeof HTTP_ANOMALY)[keyof typeof HTTP_ANOMALY];
 export const HTTP_ANOMALY_NAMES: readonly string[] = Object.keys(HTTP_ANOMALY).map((k) => k.toLowerCase());
@@ -297,6 +302,27 @@ export class Http1Direction implements StreamConsumer {
     };
   }
 
+  /** Bytes of an incomplete head not yet handed to the consumer (they wait for the head's end). */
+  get pendingHeadBytes(): number {
+    return this.state === ST.HEAD ? this.headLen : 0;
+  }
+
+  /**
+   * Stop waiting for the head's end: the buffered bytes and the rest of the direction become one opaque object
+   * (HEAD_ABANDONED). For a protocol that only looks like HTTP (SMTP's "EHLO x", SSH's banner) or a client that
+   * stalls mid-head: its bytes are inspected now instead of waiting for an end that may never come.
+   */
+  abandonHead(): void {
+    if (this.state !== ST.HEAD || this.headLen === 0) return;
+    this.anomaly(HTTP_ANOMALY.HEAD_ABANDONED);
+    this.toOpaque(true);
+  }
+
+  /** Did the direction turn out not to be HTTP (an opaque object that is not a tunnel)? */
+  get notHttp(): boolean {
+    return this.state === ST.OPAQUE && !this.tunnel;
+  }
+
   /** The session learnt the connection became a tunnel (101 / CONNECT 2xx): later bytes are one opaque object. */
   startTunnel(): void {
     this.tunnel = true;
@@ -364,6 +390,7 @@ export class Http1Direction implements StreamConsumer {
 
   onGap(): void {
     if (this.state === ST.DONE) return;
+    this.abandonHead();
     this.anomaly(HTTP_ANOMALY.GAP);
     if (this.inObject) this.endObject(HTTP_END.GAP);
     this.stop();
@@ -374,7 +401,10 @@ export class Http1Direction implements StreamConsumer {
     if (this.state === ST.BODY_CLOSE || this.state === ST.OPAQUE) {
       this.endObject(reason === STREAM_END.DEPTH ? HTTP_END.DEPTH : reason === STREAM_END.FIN ? HTTP_END.STREAM_END : HTTP_END.TRUNCATED);
     } else if (this.state === ST.HEAD && this.headLen > 0) {
+      // What was buffered of the head is still handed on (as opaque bytes): nothing delivered goes unseen.
       this.anomaly(HTTP_ANOMALY.TRUNCATED);
+      this.abandonHead();
+      if (this.inObject) this.endObject(reason === STREAM_END.DEPTH ? HTTP_END.DEPTH : reason === STREAM_END.FIN ? HTTP_END.STREAM_END : HTTP_END.TRUNCATED);
     } else if (this.inObject) {
       this.anomaly(HTTP_ANOMALY.TRUNCATED);
       this.endObject(HTTP_END.TRUNCATED);

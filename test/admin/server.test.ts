@@ -7,16 +7,17 @@ import t from 'tap';
 import { evaluateHealth, startHealthServer, startStatsServer, type HealthSources } from '../../src/admin/server.js';
 import type { Supervisor } from '../../src/dataplane/supervisor.js';
 import type { SelfTest } from '../../src/admin/self-test.js';
+import type { StageHealth } from '../../src/pipeline/content.js';
 
-function sources(o: { alive: boolean[]; lastOk: number[]; policy?: boolean }): HealthSources {
-  const supervisor = { workerCount: o.alive.length, workerAlive: (i: number) => o.alive[i] === true, stats: () => ({ rx_packets: 5, drops: { geneve_too_short: 2 }, workers: [] }) } as unknown as Supervisor;
+function sources(o: { alive: boolean[]; lastOk: number[]; policy?: boolean; stages?: Record<string, StageHealth> }): HealthSources {
+  const supervisor = { workerCount: o.alive.length, workerAlive: (i: number) => o.alive[i] === true, stats: () => ({ rx_packets: 5, drops: { geneve_too_short: 2 }, workers: [] }), stageHealth: () => o.stages ?? {} } as unknown as Supervisor;
   const selfTest = { lastOkMs: o.lastOk, sent: 1, received: 1, mismatched: 0 } as unknown as SelfTest;
   return { supervisor, selfTest, healthMaxAgeMs: 3000, policyLoaded: () => o.policy ?? true };
 }
 
 t.test('healthy only when every worker runs and passed its self-test recently', async (t) => {
   const now = Date.now();
-  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, reasons: [] });
+  t.same(evaluateHealth(sources({ alive: [true, true], lastOk: [now, now] })), { healthy: true, reasons: [], degraded: [] });
   const stale = evaluateHealth(sources({ alive: [true, true], lastOk: [now, now - 10_000] }));
   t.equal(stale.healthy, false);
   t.match(stale.reasons[0], /worker 1 data-path self-test failed/);
@@ -25,6 +26,15 @@ t.test('healthy only when every worker runs and passed its self-test recently', 
   const never = evaluateHealth(sources({ alive: [true], lastOk: [0] }));
   t.match(never.reasons[0], /last success never/);
   t.match(evaluateHealth(sources({ alive: [true], lastOk: [now], policy: false })).reasons, ['no policy loaded']);
+});
+
+t.test('a content stage that is down makes the appliance unhealthy; a degraded one (fail-open) is healthy and said', async (t) => {
+  const now = Date.now();
+  const down = evaluateHealth(sources({ alive: [true], lastOk: [now], stages: { antivirus: { state: 'down', detail: 'clamd unreachable, fail-closed' } } }));
+  t.same(down, { healthy: false, reasons: ['stage antivirus down: clamd unreachable, fail-closed'], degraded: [] });
+  const degraded = evaluateHealth(sources({ alive: [true], lastOk: [now], stages: { antivirus: { state: 'degraded', detail: 'clamd unreachable, fail-open' } } }));
+  t.same(degraded, { healthy: true, reasons: [], degraded: ['stage antivirus degraded: clamd unreachable, fail-open'] });
+  t.same(evaluateHealth(sources({ alive: [true], lastOk: [now], stages: { antivirus: { state: 'up', detail: 'canary detected' } } })).degraded, []);
 });
 
 const LIMITS = { headersTimeoutMs: 1000, requestTimeoutMs: 1000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 5000, maxConnections: 16 };

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import {
   MAX_FLOWS_LIMIT,
   MAX_HELD_BYTES_LIMIT,
+  CONTENT_FLOW_BYTES,
   MAX_WORKERS,
   SETTINGS_SCHEMA,
   SettingsError,
@@ -103,17 +104,25 @@ t.test('the largest flow table and hold budget are what the docs say they cost',
 t.test('bounds that together exceed the memory budget are refused with each part named', async (t) => {
   const s = resolveSettings({ workers: '2' }, {}, 8 * GiB);
   const need = worstCaseMemory(s);
-  t.equal(need.total, need.flowTables + need.heldPackets + need.fragments + need.socketBuffers + need.packetBuffers);
+  t.equal(need.total, need.flowTables + need.heldPackets + need.fragments + need.streams + need.socketBuffers + need.packetBuffers);
+  t.equal(need.streams, 2 * (16_384 * CONTENT_FLOW_BYTES + 128 * 1024 * 1024), 'inspected flows and the stream memcap per worker');
   t.equal(need.fragments, 2 * (4 * 1024 * 1024 + 4096 * 64 * 16), "fragment memcap and tracker per worker");
   t.equal(need.heldPackets, 2 * 64 * 1024 * 1024, 'hold memcap per worker');
-  t.ok(need.total < 1 * GiB, `defaults with 2 workers need ${formatBytes(need.total)} at worst`);
+  t.ok(need.total < 1.5 * GiB, `defaults with 2 workers need ${formatBytes(need.total)} at worst`);
   // 64 workers × 1 GiB of holds alone is 64 GiB.
   t.throws(() => resolveSettings({ workers: '64', maxHeldBytes: String(GiB) }, {}, 32 * GiB), {
     name: 'SettingsError',
-    message: /^settings need up to 6\d\.\d GiB in the worst case \(flow tables .*held packets 64 GiB = --max-held-bytes × --workers.*\) but 80 % of this machine's memory is 25\.6 GiB: lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers$/,
+    message: /^settings need up to 8\d\.\d GiB in the worst case \(flow tables .*held packets 64 GiB = --max-held-bytes × --workers.*\) but 80 % of this machine's memory is 25\.6 GiB: lower --max-flows, --max-held-bytes, --stream-memcap-bytes, --content-max-flows, --socket-buffer-bytes or --workers$/,
   });
   t.throws(() => resolveSettings({ workers: '2' }, {}, 256 * 1024 * 1024), { message: /^settings need up to / }, 'a 256 MiB container cannot take the defaults');
-  t.ok(resolveSettings({ workers: '2', maxFlows: '100000', maxHeldBytes: String(8 * 1024 * 1024), socketBufferBytes: String(1024 * 1024) }, {}, 256 * 1024 * 1024), 'but smaller bounds fit it');
+  t.ok(
+    resolveSettings(
+      { workers: '2', maxFlows: '100000', maxHeldBytes: String(8 * 1024 * 1024), socketBufferBytes: String(1024 * 1024), streamMemcapBytes: String(16 * 1024 * 1024), contentMaxFlows: '2048' },
+      {},
+      256 * 1024 * 1024,
+    ),
+    'but smaller bounds fit it',
+  );
 });
 
 t.test('admin listeners: stats default to loopback on another port; cross-setting rules are enforced', async (t) => {

@@ -101,6 +101,17 @@ t.test('defaults are filled in (with their documented values)', async (t) => {
     tcp: { midstream_pickup: true, on_midstream: 'drop_packet', on_invalid: 'drop_packet' },
     names: { max_bytes: 8192, max_wait_ms: 1000, max_pending_flows: 4096, on_unreadable: 'drop', on_memcap: 'drop', on_unknown: 'drop', on_anomaly: 'drop_flow' },
     log: { max_per_s: 100 },
+    stream: {
+      depth_bytes: 16_777_216,
+      ooo_max_bytes: 1_048_576,
+      hole_wait_ms: 10_000,
+      hole_wait_bytes: 524_288,
+      head_wait_ms: 1000,
+      on_overlap_different: 'drop_packet',
+      on_hole_timeout: 'reject_flow',
+      on_fragment: 'drop',
+      on_memcap: 'drop',
+    },
   });
   const c = compilePolicy(r.policy);
   t.ok(c.ok && c.policy.scopes[0]!.defaultLogPerS === 0, 'a pass default is not logged by default');
