@@ -622,7 +622,7 @@ export class AntivirusStage implements ContentStage {
     });
     if (cfg.block) {
       const detail = o.released ? 'found after the hold budget ran out: the object was delivered' : undefined;
-      flow.view.decide(this, cfg.reject ? ACTION.REJECT : ACTION.DROP, { reason: 'av.infected', rule: signature, ...(detail === undefined ? {} : { detail }) });
+      flow.view.decide(this, cfg.reject ? ACTION.REJECT : ACTION.DROP, { reason: 'av.infected', rule: signature, dir: o.dir, ...(detail === undefined ? {} : { detail }) });
     }
   }
 
@@ -633,7 +633,7 @@ export class AntivirusStage implements ContentStage {
     const closed = cfg.block && fail === 'closed';
     this.countNotScanned(reason, closed ? 'closed' : 'open');
     this.logNotScanned(o, reason, detail, closed ? 'drop' : cfg.block ? 'pass' : 'alert');
-    if (closed) o.flow.view.decide(this, ACTION.DROP, { reason: 'av.not_scanned', rule: null, detail: clip(`${reason}: ${detail}`) });
+    if (closed) o.flow.view.decide(this, ACTION.DROP, { reason: 'av.not_scanned', rule: null, detail: clip(`${reason}: ${detail}`), dir: o.dir });
   }
 
   private countNotScanned(reason: AvNotScannedReason, fail: FailMode): void {
