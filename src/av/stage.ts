@@ -69,6 +69,23 @@ export interface AntivirusStageConfig {
   readonly scopes: ReadonlyMap<string, AntivirusScopeSection | null>;
 }
 
+/** The parts of a loaded policy (src/policy/load.ts LoadedPolicy) the stage reads. */
+export interface AntivirusPolicySource {
+  readonly antivirus: AntivirusSection | null;
+  readonly scopes: readonly { readonly name: string; readonly antivirus: AntivirusScopeSection | null }[];
+}
+
+/** The stage's configuration from a loaded policy (for the chain: create and reconfigure). */
+export function antivirusStageConfig(policy: AntivirusPolicySource): AntivirusStageConfig {
+  return { section: policy.antivirus, scopes: new Map(policy.scopes.map((s) => [s.name, s.antivirus])) };
+}
+
+/** Whether any scope of the policy enables antivirus (the chain builds the stage only then). */
+export function antivirusEnabled(policy: AntivirusPolicySource): boolean {
+  // The default scope never overrides the top level, so a top level that enables it enables at least that scope.
+  return (policy.antivirus?.enabled ?? false) || policy.scopes.some((s) => s.antivirus?.enabled === true);
+}
+
 /** For tests and the bench: adapter deadlines and pool, canary timing. The chain uses the defaults. */
 export interface AntivirusStageOptions {
   readonly scanner: Partial<ScannerOptions>;

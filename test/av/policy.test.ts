@@ -7,8 +7,9 @@ import {
   effectiveAntivirus,
   hostName,
   hostSkipped,
+  type AntivirusScopeSection,
 } from '../../src/av/policy.js';
-import { failModeFor } from '../../src/av/stage.js';
+import { antivirusEnabled, antivirusStageConfig, failModeFor } from '../../src/av/stage.js';
 import { PolicySchema } from '../../src/policy/schema.js';
 
 t.test('defaults: disabled, block, reject, both directions, any port, 20 MiB, fail open only for oversize', async (t) => {
@@ -105,4 +106,20 @@ t.test('each not-scanned reason has its fail mode', async (t) => {
   for (const r of ['timeout', 'unreachable', 'scanner_error', 'protocol_error', 'overloaded', 'incomplete'] as const) t.equal(failModeFor(e, r), 'open', r);
   const d = effectiveAntivirus(antivirusDefaults(), null);
   for (const r of ['timeout', 'unreachable', 'scanner_error', 'protocol_error', 'overloaded', 'incomplete'] as const) t.equal(failModeFor(d, r), 'closed', r);
+});
+
+t.test('the chain helpers: enabled when the top level or any scope enables it; config by scope name', async (t) => {
+  const on = AntivirusSectionSchema.parse({ enabled: true });
+  const off = AntivirusSectionSchema.parse({});
+  const scopes = (a: AntivirusScopeSection | null) => [
+    { name: 'default', antivirus: null },
+    { name: 'a', antivirus: a },
+  ];
+  t.equal(antivirusEnabled({ antivirus: null, scopes: scopes(null) }), false, 'no section');
+  t.equal(antivirusEnabled({ antivirus: off, scopes: scopes(null) }), false);
+  t.equal(antivirusEnabled({ antivirus: on, scopes: scopes({ enabled: false }) }), true, 'the default scope still scans');
+  t.equal(antivirusEnabled({ antivirus: off, scopes: scopes({ enabled: true }) }), true, 'one scope enables it');
+  const cfg = antivirusStageConfig({ antivirus: on, scopes: scopes({ mode: 'alert' }) });
+  t.equal(cfg.section, on);
+  t.same([...cfg.scopes.entries()], [['default', null], ['a', { mode: 'alert' }]]);
 });
