@@ -670,7 +670,7 @@ export class AntivirusStage implements ContentStage {
       stage: 'av',
       code: `av.not_scanned.${reason}`,
       action,
-      reason: clip(`${dirName(o.dir)} object of ${o.bytes} bytes not scanned (${reason}): ${detail}; ${outcome} (${policy})`),
+      reason: clip(`${dirName(o.dir)} object not scanned (${reason}) after ${o.bytes} bytes: ${detail}; ${outcome} (${policy})`),
       flow: contentFlowFields(o.flow.view.meta),
       count: 1,
     });
