@@ -76,6 +76,21 @@ for (const r of of('memory')) {
   );
 }
 
+const content = of('content');
+if (content.length > 0) {
+  const c0 = content[0];
+  md.push(
+    '',
+    '## Content chain (in-process, one core)',
+    '',
+    `One HTTP upload of ${n(c0.payload_mb)} MB (${n(c0.packets)} GENEVE datagrams: 1448-byte segments, the server ACKing every second one) through the real packet engine (\`bench/content.mjs\`), the configurations alternating round by round: **none** (no content stage: the pass-through path), **idle** (a stage that wants no flow), **match** (the test stage searching every reassembled, HTTP-parsed byte), **tail** (the same, holding the object's tail until a late answer). Target of issue 9: tail ≥ 50 % of none.`,
+    '',
+    '| configuration | MB/s (spread) | ratio to none |',
+    '| --- | --- | --- |',
+    ...content.map((r) => `| ${r.config} | ${n(r.mbps)} (${range(r.spread)}) | **${pct(r.ratio_to_none)}** |`),
+  );
+}
+
 const comps = run.results.filter((r) => r.component !== undefined);
 for (const file of [...new Set(comps.map((r) => r.component))]) {
   md.push('', `## ${file}`, '', '```', ...comps.filter((r) => r.component === file).map(({ component, ...r }) => JSON.stringify(r)), '```');

@@ -9,7 +9,7 @@
 // spread (min..max) of the rounds. Every run has a fixed duration; every process started here is stopped by PID.
 //
 // Options (flags or env): --rounds N (BENCH_ROUNDS, 3), --duration S (BENCH_DURATION_S, 3), --only a,b (sections:
-// passthrough, firewall, loss, memory, components), --out FILE.
+// passthrough, firewall, loss, memory, content, components), --out FILE.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
@@ -25,7 +25,7 @@ const { values: opt } = parseArgs({
 });
 const ROUNDS = Number(opt.rounds ?? process.env.BENCH_ROUNDS ?? 3);
 const DURATION_S = Number(opt.duration ?? process.env.BENCH_DURATION_S ?? 3);
-const SECTIONS = new Set((opt.only ?? 'passthrough,firewall,loss,memory,components').split(','));
+const SECTIONS = new Set((opt.only ?? 'passthrough,firewall,loss,memory,content,components').split(','));
 /** The target (appliance or reflector) runs on TARGET_CPU, the load generator on GEN_CPU. */
 const TARGET_CPU = '0';
 const GEN_CPU = '1';
@@ -228,6 +228,15 @@ if (SECTIONS.has('memory')) {
 }
 
 // ---- component benches (one process each) ---------------------------------------------------------------------
+// ---- content chain: a 100 MiB upload through the engine, in-process, pinned to the target core ------------------
+if (SECTIONS.has('content')) {
+  const p = spawn('taskset', ['-c', TARGET_CPU, process.execPath, join(ROOT, 'bench/content.mjs'), '--mb', '100', '--rounds', String(ROUNDS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.on('data', (d) => (out += d));
+  await once(p, 'exit');
+  for (const l of out.trim().split('\n').filter((x) => x.startsWith('{'))) emit(JSON.parse(l));
+}
+
 if (SECTIONS.has('components')) {
   for (const file of ['bench/flow-table.mjs', 'bench/firewall.mjs']) {
     if (!existsSync(join(ROOT, file))) continue;
@@ -246,6 +255,7 @@ for (const r of results) {
   if (r.bench === 'passthrough') rows.push([`pass-through ${r.size} B: appliance / C reflector`, pct(r.ratio), `${Math.round(r.appliance_pps)} / ${Math.round(r.reflector_pps)} pps`]);
   if (r.bench === 'firewall') rows.push([`firewall ${r.load}, ${r.rules} rules / no rules`, pct(r.ratio), `${Math.round(r.rules_pps)} / ${Math.round(r.no_rules_pps)} pps`]);
   if (r.bench === 'no_loss') rows.push([`no loss at ${r.rate_pps} pps`, `${r.received}/${r.sent}`, `loss ${r.loss_ratio}`]);
+  if (r.bench === 'content') rows.push([`content chain, ${r.config} / none (${r.payload_mb} MB upload)`, pct(r.ratio_to_none), `${r.mbps} MB/s`]);
   if (r.bench === 'memory') rows.push([`memory: ${r.flows_active} flows`, `+${r.rss_growth_mb.toFixed(0)} MB`, `${r.bytes_per_flow} B/flow`]);
 }
 const w = Math.max(...rows.map((r) => r[0].length), 10);

@@ -16,8 +16,9 @@ import type { TestingSection } from './test-policy.js';
 type MatchConfig = NonNullable<TestingSection['content_match']>;
 
 interface DirState {
-  /** The last needle.length − 1 body bytes of the current object (a match may straddle chunks). */
+  /** The last needle.length − 1 body bytes of the current object (a match may straddle chunks): tail[0, tailLen). */
   tail: Buffer;
+  tailLen: number;
   found: boolean;
   /** object_end mode: stream offsets where objects awaiting their answer were pinned. */
   pins: number[];
@@ -60,7 +61,7 @@ export class TestMatchStage implements ContentStage {
 
   onObjectStart(view: ContentFlowView, dir: number, _kind: HttpObjectKind, _head: HttpHead | null): void {
     const d = this.state(view).dirs[dir] as DirState;
-    d.tail = EMPTY;
+    d.tailLen = 0;
     d.found = false;
     this.counters.objects++;
   }
@@ -69,18 +70,41 @@ export class TestMatchStage implements ContentStage {
     const d = this.state(view).dirs[dir] as DirState;
     if (d.found) return;
     const needle = this.needle;
-    const chunk = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    // A match across the previous chunk's end: search the joint of tail and this chunk's first bytes.
-    const head = chunk.subarray(0, needle.length - 1);
-    const joint = d.tail.length > 0 ? Buffer.concat([d.tail, head]) : EMPTY;
-    if ((joint.length >= needle.length && joint.indexOf(needle) >= 0) || chunk.indexOf(needle) >= 0) {
+    const chunk = data instanceof Buffer ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (this.straddles(d, chunk) || chunk.indexOf(needle) >= 0) {
       d.found = true;
       this.counters.matches++;
       if (!this.objectEnd) this.answer(view, dir);
       return;
     }
-    const keep = needle.length - 1;
-    d.tail = chunk.length >= keep ? Buffer.from(chunk.subarray(chunk.length - keep)) : Buffer.concat([d.tail, chunk]).subarray(-keep);
+    // Keep the last needle.length − 1 bytes seen (a match may straddle this chunk and the next).
+    const keep = d.tail.length;
+    if (chunk.length >= keep) {
+      chunk.copy(d.tail, 0, chunk.length - keep);
+      d.tailLen = keep;
+    } else {
+      const drop = Math.max(0, d.tailLen + chunk.length - keep);
+      d.tail.copy(d.tail, 0, drop, d.tailLen);
+      d.tailLen -= drop;
+      chunk.copy(d.tail, d.tailLen);
+      d.tailLen += chunk.length;
+    }
+  }
+
+  /** Does the needle start in the kept tail and end in `chunk`? (No allocation: compared in place.) */
+  private straddles(d: DirState, chunk: Buffer): boolean {
+    const needle = this.needle;
+    const tail = d.tail;
+    const tl = d.tailLen;
+    // k = needle bytes in the tail (1 .. needle.length − 1), the rest at the start of the chunk.
+    for (let k = Math.min(tl, needle.length - 1); k >= 1; k--) {
+      if (needle.length - k > chunk.length) continue;
+      let ok = true;
+      for (let j = 0; j < k && ok; j++) ok = tail[tl - k + j] === needle[j];
+      for (let j = k; j < needle.length && ok; j++) ok = chunk[j - k] === needle[j];
+      if (ok) return true;
+    }
+    return false;
   }
 
   onObjectEnd(view: ContentFlowView, dir: number, _reason: HttpEndReason): void {
@@ -131,15 +155,14 @@ export class TestMatchStage implements ContentStage {
   private state(view: ContentFlowView): FlowState {
     let fs = this.flows.get(view);
     if (fs === undefined) {
-      fs = { dirs: [newDir(), newDir()], timers: new Set() };
+      const keep = this.needle.length - 1;
+      fs = { dirs: [newDir(keep), newDir(keep)], timers: new Set() };
       this.flows.set(view, fs);
     }
     return fs;
   }
 }
 
-const EMPTY = Buffer.alloc(0);
-
-function newDir(): DirState {
-  return { tail: EMPTY, found: false, pins: [] };
+function newDir(keep: number): DirState {
+  return { tail: Buffer.alloc(keep), tailLen: 0, found: false, pins: [] };
 }

@@ -39,7 +39,7 @@ import {
   type StreamConsumer,
   type StreamEndReason,
 } from './events.js';
-import type { StreamMemcap } from './memcap.js';
+import { STREAM_PAGE_POOL_MAX, type StreamMemcap } from './memcap.js';
 import {
   STREAM_CHUNK_OVERHEAD_BYTES,
   STREAM_RETAIN_PAGE_MAX_BYTES,
@@ -68,8 +68,8 @@ class RetainPage {
   used = 0;
   /** Retained chunks still pointing into this page. */
   live = 0;
-  constructor(bytes: number) {
-    this.buf = Buffer.allocUnsafeSlow(bytes);
+  constructor(buf: Buffer) {
+    this.buf = buf;
   }
 }
 
@@ -382,8 +382,9 @@ export class StreamDirection {
         this.counters[STREAM_COUNTER.RETAIN_SKIPPED_BYTES]! += n;
         return;
       }
-      if (page !== null && page.live === 0) this.unreserve(page.buf.length);
-      page = new RetainPage(bytes);
+      if (page !== null && page.live === 0) this.freePage(page);
+      const pool = this.memcap.pagePool;
+      page = new RetainPage(bytes === STREAM_RETAIN_PAGE_MAX_BYTES && pool.length > 0 ? (pool.pop() as Buffer) : Buffer.allocUnsafeSlow(bytes));
       this.page = page;
       this.pageBytes = Math.min(STREAM_RETAIN_PAGE_MAX_BYTES, this.pageBytes * 2);
     }
@@ -395,6 +396,13 @@ export class StreamDirection {
     this.retained.push(c);
     this.retainedBytes += c.cost;
     this.trimRetained();
+  }
+
+  /** A page no chunk points into: its bytes go back to the memcap, a full-size one to the worker's pool. */
+  private freePage(page: RetainPage): void {
+    this.unreserve(page.buf.length);
+    const pool = this.memcap.pagePool;
+    if (page.buf.length === STREAM_RETAIN_PAGE_MAX_BYTES && pool.length < STREAM_PAGE_POOL_MAX) pool.push(page.buf);
   }
 
   /** Frees retained chunks that are acknowledged, or the oldest beyond retainMaxBytes. */
@@ -409,9 +417,9 @@ export class StreamDirection {
       if (page === null) this.unreserve(c.cost);
       else if (--page.live === 0) {
         // A dead page is released, unless it is the current one and still has room (then it is reused).
-        if (page !== this.page) this.unreserve(page.buf.length);
+        if (page !== this.page) this.freePage(page);
         else if (r.length === 0) {
-          this.unreserve(page.buf.length);
+          this.freePage(page);
           this.page = null;
         }
       }
