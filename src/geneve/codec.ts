@@ -152,6 +152,9 @@ function failed(out: GeneveHeader, anomaly: number): number {
  * Every field of `out` is reset first. On an anomaly, fields decoded before the failing check keep their values
  * and the others stay at their reset values. Allocation-free; never throws for off + len ≤ buf.length.
  */
+// 32-bit fields are read as written-out byte expressions, not buf.readUInt32BE(): a call V8 does not inline (this
+// function is too large for all of them to be) returns a value ≥ 2^31 as a new heap number, one allocation per field
+// per packet. test/geneve/alloc.test.ts measures that decoding allocates nothing.
 export function decodeGeneve(buf: Buffer, off: number, len: number, out: GeneveHeader): number {
   out.anomaly = GENEVE_ANOMALY.OK;
   out.offset = off;
@@ -182,7 +185,8 @@ export function decodeGeneve(buf: Buffer, off: number, len: number, out: GeneveH
   out.oam = (b1 & GENEVE_FLAG_OAM) !== 0;
   out.critical = (b1 & GENEVE_FLAG_CRITICAL) !== 0;
   out.protocolType = buf.readUInt16BE(off + 2);
-  out.vni = buf.readUInt32BE(off + 4) >>> GENEVE_VNI_SHIFT;
+  // VNI: the 24 bits before the reserved byte (§3.4).
+  out.vni = ((buf[off + 4] as number) << 16) | ((buf[off + 5] as number) << 8) | (buf[off + 6] as number);
 
   // §3.4: "Packets received by a tunnel endpoint with an unknown version MUST be dropped."
   if (out.version !== GENEVE_VERSION) return failed(out, GENEVE_ANOMALY.BAD_VERSION);
@@ -207,17 +211,17 @@ export function decodeGeneve(buf: Buffer, off: number, len: number, out: GeneveH
       if (dataLength !== AWS_ENDPOINT_ID_LENGTH) return failed(out, GENEVE_ANOMALY.AWS_OPTION_BAD_LENGTH);
       // A repeated option overwrites: the last one wins, as in gwlbtun.
       out.hasEndpointId = true;
-      out.endpointIdHi = buf.readUInt32BE(data);
-      out.endpointIdLo = buf.readUInt32BE(data + 4);
+      out.endpointIdHi = ((((buf[data] as number) << 24) | ((buf[data + 1] as number) << 16) | ((buf[data + 2] as number) << 8) | (buf[data + 3] as number)) >>> 0);
+      out.endpointIdLo = ((((buf[data + 4] as number) << 24) | ((buf[data + 5] as number) << 16) | ((buf[data + 6] as number) << 8) | (buf[data + 7] as number)) >>> 0);
     } else if (optClass === AWS_OPTION_CLASS && optType === AWS_OPTION_TYPE.ATTACHMENT_ID) {
       if (dataLength !== AWS_ATTACHMENT_ID_LENGTH) return failed(out, GENEVE_ANOMALY.AWS_OPTION_BAD_LENGTH);
       out.hasAttachmentId = true;
-      out.attachmentIdHi = buf.readUInt32BE(data);
-      out.attachmentIdLo = buf.readUInt32BE(data + 4);
+      out.attachmentIdHi = ((((buf[data] as number) << 24) | ((buf[data + 1] as number) << 16) | ((buf[data + 2] as number) << 8) | (buf[data + 3] as number)) >>> 0);
+      out.attachmentIdLo = ((((buf[data + 4] as number) << 24) | ((buf[data + 5] as number) << 16) | ((buf[data + 6] as number) << 8) | (buf[data + 7] as number)) >>> 0);
     } else if (optClass === AWS_OPTION_CLASS && optType === AWS_OPTION_TYPE.FLOW_COOKIE) {
       if (dataLength !== AWS_FLOW_COOKIE_LENGTH) return failed(out, GENEVE_ANOMALY.AWS_OPTION_BAD_LENGTH);
       out.hasFlowCookie = true;
-      out.flowCookie = buf.readUInt32BE(data);
+      out.flowCookie = ((((buf[data] as number) << 24) | ((buf[data + 1] as number) << 16) | ((buf[data + 2] as number) << 8) | (buf[data + 3] as number)) >>> 0);
     } else {
       out.unknownOptionCount++;
       // §3.5: "If a receiving tunnel endpoint encounters an option with this bit set that it does not

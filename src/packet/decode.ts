@@ -163,6 +163,9 @@ function failed(out: InnerPacket, anomaly: number): number {
  * Every field of `out` is reset first. On an anomaly, fields decoded before the failing check keep their values
  * (so a malformed TCP header still has its addresses for logging) and the others stay at their reset values.
  */
+// 32-bit fields are read as written-out byte expressions, not buf.readUInt32BE(): a call V8 does not inline returns a
+// value ≥ 2^31 as a new heap number, one allocation per field per packet (sequence numbers, IPv6 address words).
+// test/geneve/alloc.test.ts measures that decoding allocates nothing.
 export function decodeInner(buf: Buffer, off: number, len: number, protocolType: number, out: InnerPacket): number {
   out.anomaly = PACKET_ANOMALY.OK;
   out.ipVersion = 0;
@@ -220,9 +223,9 @@ function decodeIpv4(buf: Buffer, off: number, len: number, out: InnerPacket): nu
   out.ttl = buf.readUInt8(off + 8);
   out.protocol = buf.readUInt8(off + 9);
   out.src[2] = 0xffff; // IPv4-mapped, RFC 4291 §2.5.5.2
-  out.src[3] = buf.readUInt32BE(off + 12);
+  out.src[3] = ((((buf[off + 12] as number) << 24) | ((buf[off + 13] as number) << 16) | ((buf[off + 14] as number) << 8) | (buf[off + 15] as number)) >>> 0);
   out.dst[2] = 0xffff;
-  out.dst[3] = buf.readUInt32BE(off + 16);
+  out.dst[3] = ((((buf[off + 16] as number) << 24) | ((buf[off + 17] as number) << 16) | ((buf[off + 18] as number) << 8) | (buf[off + 19] as number)) >>> 0);
 
   // RFC 791 §3.1: "the minimum value for a correct header is 5".
   if (ihl < IPV4_MIN_HEADER_LENGTH) return failed(out, PACKET_ANOMALY.BAD_IPV4_IHL);
@@ -255,14 +258,14 @@ function decodeIpv6(buf: Buffer, off: number, len: number, out: InnerPacket): nu
   out.ttl = buf.readUInt8(off + 7);
   const src = out.src;
   const dst = out.dst;
-  src[0] = buf.readUInt32BE(off + 8);
-  src[1] = buf.readUInt32BE(off + 12);
-  src[2] = buf.readUInt32BE(off + 16);
-  src[3] = buf.readUInt32BE(off + 20);
-  dst[0] = buf.readUInt32BE(off + 24);
-  dst[1] = buf.readUInt32BE(off + 28);
-  dst[2] = buf.readUInt32BE(off + 32);
-  dst[3] = buf.readUInt32BE(off + 36);
+  src[0] = ((((buf[off + 8] as number) << 24) | ((buf[off + 9] as number) << 16) | ((buf[off + 10] as number) << 8) | (buf[off + 11] as number)) >>> 0);
+  src[1] = ((((buf[off + 12] as number) << 24) | ((buf[off + 13] as number) << 16) | ((buf[off + 14] as number) << 8) | (buf[off + 15] as number)) >>> 0);
+  src[2] = ((((buf[off + 16] as number) << 24) | ((buf[off + 17] as number) << 16) | ((buf[off + 18] as number) << 8) | (buf[off + 19] as number)) >>> 0);
+  src[3] = ((((buf[off + 20] as number) << 24) | ((buf[off + 21] as number) << 16) | ((buf[off + 22] as number) << 8) | (buf[off + 23] as number)) >>> 0);
+  dst[0] = ((((buf[off + 24] as number) << 24) | ((buf[off + 25] as number) << 16) | ((buf[off + 26] as number) << 8) | (buf[off + 27] as number)) >>> 0);
+  dst[1] = ((((buf[off + 28] as number) << 24) | ((buf[off + 29] as number) << 16) | ((buf[off + 30] as number) << 8) | (buf[off + 31] as number)) >>> 0);
+  dst[2] = ((((buf[off + 32] as number) << 24) | ((buf[off + 33] as number) << 16) | ((buf[off + 34] as number) << 8) | (buf[off + 35] as number)) >>> 0);
+  dst[3] = ((((buf[off + 36] as number) << 24) | ((buf[off + 37] as number) << 16) | ((buf[off + 38] as number) << 8) | (buf[off + 39] as number)) >>> 0);
 
   const ipLength = IPV6_HEADER_LENGTH + payloadLength;
   if (ipLength > len) return failed(out, PACKET_ANOMALY.BAD_IP_LENGTH);
@@ -300,7 +303,7 @@ function decodeIpv6(buf: Buffer, off: number, len: number, out: InnerPacket): nu
       if (p + IPV6_FRAGMENT_HEADER_LENGTH > end) return failed(out, PACKET_ANOMALY.TRUNCATED_EXTENSION_HEADER);
       nextHeader = buf.readUInt8(p);
       const offsetFlags = buf.readUInt16BE(p + 2);
-      const identification = buf.readUInt32BE(p + 4);
+      const identification = ((((buf[p + 4] as number) << 24) | ((buf[p + 5] as number) << 16) | ((buf[p + 6] as number) << 8) | (buf[p + 7] as number)) >>> 0);
       p += IPV6_FRAGMENT_HEADER_LENGTH;
       const fragmentOffset = (offsetFlags >>> IPV6_FRAGMENT_OFFSET_SHIFT) * FRAGMENT_OFFSET_UNIT_BYTES;
       moreFragments = (offsetFlags & IPV6_FRAGMENT_FLAG_M) !== 0;
@@ -340,8 +343,8 @@ function decodeTransport(buf: Buffer, p: number, end: number, protocol: number, 
     if (available < TCP_MIN_HEADER_LENGTH) return failed(out, PACKET_ANOMALY.TRUNCATED_TCP);
     out.srcPort = buf.readUInt16BE(p);
     out.dstPort = buf.readUInt16BE(p + 2);
-    out.tcpSeq = buf.readUInt32BE(p + 4);
-    out.tcpAck = buf.readUInt32BE(p + 8);
+    out.tcpSeq = ((((buf[p + 4] as number) << 24) | ((buf[p + 5] as number) << 16) | ((buf[p + 6] as number) << 8) | (buf[p + 7] as number)) >>> 0);
+    out.tcpAck = ((((buf[p + 8] as number) << 24) | ((buf[p + 9] as number) << 16) | ((buf[p + 10] as number) << 8) | (buf[p + 11] as number)) >>> 0);
     const dataOffset = (buf.readUInt8(p + 12) >>> TCP_DATA_OFFSET_SHIFT) * TCP_WORD_BYTES;
     out.tcpFlags = buf.readUInt8(p + 13);
     out.tcpWindow = buf.readUInt16BE(p + 14);

@@ -67,7 +67,7 @@ t.test('bounds that together exceed this machine\'s memory are refused at start 
   }
   const r = cli(['run', '--listen', '127.0.0.1', '--port', '1', '--admin-listen', '127.0.0.1:0', ...args]);
   t.equal(r.code, 2);
-  t.match(r.err, /^settings need up to 1\d\d\.\d GiB in the worst case \(flow tables [\d.]+ GiB, held packets 64 GiB = --max-held-bytes × --workers, fragments [\d.]+ MiB, socket buffers 64 GiB, packet slots [\d.]+ MiB\) but 80 % of this machine's memory is [\d.]+ [GM]iB: lower --max-flows, --max-held-bytes, --socket-buffer-bytes or --workers\n\{"time":"[^"]+","level":"error","msg":"start_failed","step":"settings",[^\n]*\}\n$/);
+  t.match(r.err, /^settings need up to 1\d\d\.\d GiB in the worst case \(flow tables [\d.]+ GiB, held packets 64 GiB = --max-held-bytes × --workers, fragments [\d.]+ MiB, streams [\d.]+ GiB, socket buffers 64 GiB, packet slots [\d.]+ MiB\) but 80 % of this machine's memory is [\d.]+ [GM]iB: lower --max-flows, --max-held-bytes, --stream-memcap-bytes, --content-max-flows, --socket-buffer-bytes or --workers\n\{"time":"[^"]+","level":"error","msg":"start_failed","step":"settings",[^\n]*\}\n$/);
 });
 
 t.test('an invalid policy at start is reported as file:line:column and the appliance does not start', async (t) => {

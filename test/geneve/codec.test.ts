@@ -510,6 +510,8 @@ t.test('every field is reset: decoding garbage after a good packet leaves nothin
   t.pass('no leftovers');
 });
 
+// The measured check (scavenges during millions of decodes) is test/geneve/alloc.test.ts; this one keeps obvious
+// allocating constructs out of the source (array literals included: an index access "buf[i]" is fine).
 t.test('decodeGeneve allocates nothing: its source has no allocating construct', async (t) => {
   const src = readFileSync(new URL('../../src/geneve/codec.ts', import.meta.url), 'utf8');
   const start = src.indexOf('export function decodeGeneve(');
@@ -520,7 +522,7 @@ t.test('decodeGeneve allocates nothing: its source has no allocating construct',
     .split('\n')
     .map((l) => l.replace(/\/\/.*$/, ''))
     .join('\n');
-  for (const bad of ['new ', '=>', 'function (', '`', "'", '"', '[', '.slice(', '.subarray(', 'concat', 'toString']) {
+  for (const bad of ['new ', '=>', 'function (', '`', "'", '"', '= [', '([', ', [', '.slice(', '.subarray(', 'concat', 'toString']) {
     t.notOk(body.slice(body.indexOf('{')).includes(bad), `no ${JSON.stringify(bad)} in the body`);
   }
 });
