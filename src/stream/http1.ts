@@ -405,6 +405,9 @@ export class Http1Direction implements StreamConsumer {
       this.anomaly(HTTP_ANOMALY.TRUNCATED);
       this.abandonHead();
       if (this.inObject) this.endObject(reason === STREAM_END.DEPTH ? HTTP_END.DEPTH : reason === STREAM_END.FIN ? HTTP_END.STREAM_END : HTTP_END.TRUNCATED);
+    } else if (this.inObject && reason === STREAM_END.DEPTH) {
+      // Inspection stops at the depth; the peer did not cut the message short (not an anomaly).
+      this.endObject(HTTP_END.DEPTH);
     } else if (this.inObject) {
       this.anomaly(HTTP_ANOMALY.TRUNCATED);
       this.endObject(HTTP_END.TRUNCATED);

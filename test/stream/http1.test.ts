@@ -228,6 +228,21 @@ t.test('truncation and gaps end the object with their reason', async (t) => {
   t.same(r.objs[0].map((o) => o.end), [HTTP_END.GAP]);
 });
 
+t.test('the stream depth inside a length-delimited or chunked body ends the object as DEPTH, not TRUNCATED', async (t) => {
+  // Regression: a download longer than the stream depth ended TRUNCATED, which the AV stage must treat as an
+  // incomplete object (on_incomplete, closed by default) instead of one past the inspection limit (on_oversize).
+  for (const head of ['Content-Length: 100000', 'Transfer-Encoding: chunked']) {
+    const r = new Recorder();
+    const s = new Http1Session(r);
+    const body = head.startsWith('Content') ? 'x'.repeat(50) : `32\r\n${'x'.repeat(50)}\r\n`;
+    const data = Buffer.from(`HTTP/1.1 200 OK\r\n${head}\r\n\r\n${body}`);
+    s.response.onData(data, 0);
+    s.response.onEnd(data.length, STREAM_END.DEPTH);
+    t.same(r.objs[1].map((o) => o.end), [HTTP_END.DEPTH], head);
+    t.same(r.anomalies[1], [], `${head}: not an anomaly`);
+  }
+});
+
 /** Builds one message: head + framed, encoded body; returns the wire bytes and the body the consumer must get. */
 function message(isReq: boolean, body: Buffer, framing: 'length' | 'chunked', coding: string, chunkSizes: number[]): Buffer {
   const enc =
