@@ -23,6 +23,7 @@ import type { GeneveHeader } from './geneve/types.js';
 import type { Settings } from './config/settings.js';
 import { TestMatchStage } from './content/test-stage.js';
 import { DlpStage, dlpEnabled, dlpStageConfig } from './dlp/stage.js';
+import { AntivirusStage, antivirusEnabled, antivirusStageConfig } from './av/stage.js';
 
 export interface ChainFactoryInput {
   /** Increments on each successful load; visible in /stats per worker. */
@@ -50,6 +51,15 @@ interface ContentStageEntry {
 
 /** The content stages in chain order (firewall → AV → DLP → test stages). */
 const CONTENT_STAGES: readonly ContentStageEntry[] = [
+  {
+    name: 'antivirus',
+    enabled: (p) => antivirusEnabled(p),
+    create: (p, s, ctx) => new AntivirusStage(antivirusStageConfig(p), s.clamd, ctx),
+    reconfigure: (stage, p) => {
+      (stage as AntivirusStage).reconfigure(antivirusStageConfig(p));
+      return true;
+    },
+  },
   {
     name: 'dlp',
     enabled: (p) => dlpEnabled(p),
