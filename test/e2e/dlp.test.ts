@@ -22,6 +22,10 @@ const SERVER4 = LAB_ADDR.server4;
 /** A Luhn-valid Visa number that is not one of the networks' documented test numbers. */
 const CARD = '4556 7375 8689 9855';
 const CARD_DIGITS = CARD.replace(/ /g, '');
+/** Two more valid numbers (Mastercard, Visa), for the form with three. */
+const CARDS = [CARD, '5425-2334-3010-9903', '4539148803436467'];
+const AWS_KEY_ID = 'AKIAQWERTYUIOPASDFGH';
+const AWS_SECRET = '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';
 const WAIT_MS = 20_000;
 
 type Json = Record<string, unknown>;
@@ -109,6 +113,37 @@ if (problems.length > 0) {
     t.equal(events('request', '/clean')[0]?.['sha256'], createHash('sha256').update(body).digest('hex'));
   });
 
+  t.test('a form with three card numbers is blocked: the server never receives a complete number', async (t) => {
+    const form = Buffer.from(`name=Jo&card1=${encodeURIComponent(CARDS[0] as string)}&card2=${CARDS[1]}&card3=${CARDS[2]}&submit=pay`);
+    const r = await py(['http', SERVER4, '8080', post('/cards-form', form, 'Content-Type: application/x-www-form-urlencoded\r\n').toString('hex')]);
+    t.equal(r['event'], 'error', `the client's connection was reset: ${JSON.stringify(r)}`);
+    await control();
+    const got = decodeURIComponent(received('/cards-form'));
+    for (const c of CARDS) t.notOk(got.replace(/[ -]/g, '').includes(c.replace(/[ -]/g, '')), `the server never held all the digits of ${c.slice(-4)}`);
+    t.same(events('request', '/cards-form'), []);
+  });
+
+  t.test('a gzip-compressed JSON upload with an AWS key pair is caught', async (t) => {
+    const json = gzipSync(Buffer.from(JSON.stringify({ profile: 'prod', aws_access_key_id: AWS_KEY_ID, aws_secret_access_key: AWS_SECRET })));
+    t.notOk(json.includes(AWS_KEY_ID), 'the key id is not visible in the compressed bytes');
+    const r = await py(['http', SERVER4, '8080', post('/aws-gzip', json, 'Content-Type: application/json\r\nContent-Encoding: gzip\r\n').toString('hex')]);
+    t.equal(r['event'], 'error', `reset: ${JSON.stringify(r)}`);
+    await control();
+    t.same(events('request', '/aws-gzip'), [], 'the upload never completed');
+  });
+
+  t.test('a clean 20 MB upload passes intact', async (t) => {
+    // Text without digits runs or key-like strings: the detectors have nothing to find in it.
+    const line = Buffer.from('the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs\n');
+    const body = Buffer.alloc(20 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += line.length) line.copy(body, i);
+    const file = join(dir, 'clean-20mb.bin');
+    writeFileSync(file, post('/clean-20mb', body));
+    const r = await py(['http', SERVER4, '8080', `@${file}`]);
+    t.equal(r['event'], 'answer', JSON.stringify(r));
+    t.equal(events('request', '/clean-20mb')[0]?.['sha256'], createHash('sha256').update(body).digest('hex'), 'byte for byte');
+  });
+
   t.test('a card number in a body sent as 1-byte segments never reaches the server complete', async (t) => {
     const req = post('/card-bytes', Buffer.from(`name=Jo&card=${CARD}&exp=12/29`));
     await py(['raw', SERVER4, '8080', JSON.stringify(segments(req, 1))]);
@@ -126,7 +161,7 @@ if (problems.length > 0) {
     await control();
     t.same(events('request', '/card-gzip'), []);
     const s = await stats();
-    t.ok(Number(s['content_verdict_reject']) >= 2, 'both posts were rejected by the DLP stage');
+    t.ok(Number(s['content_verdict_reject']) >= 4, 'every post above with a secret was rejected by the DLP stage');
   });
 
   t.test('alert mode: the post passes, and the log has a masked, hashed finding without the number', async (t) => {
@@ -134,9 +169,10 @@ if (problems.length > 0) {
     const r = await py(['http', SERVER4, '8080', post('/card-alert', Buffer.from(`card=${CARD}`)).toString('hex')]);
     t.equal(r['event'], 'answer', JSON.stringify(r));
     t.equal(events('request', '/card-alert').length, 1, 'delivered');
-    await until('the finding in the verdict log', () => readFileSync(appLog, 'utf8').includes('"content_finding"'));
+    const alertFinding = (): string | undefined => readFileSync(appLog, 'utf8').split('\n').find((l) => l.includes('"content_finding"') && l.includes('"action":"alert"'));
+    await until('the alert finding in the verdict log', () => alertFinding() !== undefined);
     const log = readFileSync(appLog, 'utf8');
-    const finding = log.split('\n').find((l) => l.includes('"content_finding"')) as string;
+    const finding = alertFinding() as string;
     t.match(finding, /"detector":"credit_card"/);
     t.match(finding, /hmac-sha256:[0-9a-f]{64}/, 'a keyed hash');
     t.match(finding, /9855/, 'the masked form keeps the last four digits');
