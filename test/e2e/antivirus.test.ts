@@ -10,7 +10,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
-import { startLab, type ApplianceHandle, type Lab } from '../../src/lab/lab.js';
+import { startLab, type ApplianceHandle, type Lab, type LabProcess } from '../../src/lab/lab.js';
 import { cleanup, labNamespaces } from '../../src/lab/netns.js';
 import { eicarTestObject } from '../../src/av/eicar.js';
 import { startTestClamd } from '../helpers/clamd.js';
@@ -22,6 +22,9 @@ const WAIT_MS = 30_000;
 const CLEAN_BYTES = 1024 * 1024;
 const GZIP_PORT = 8001;
 const GZIP_SERVER = join(ROOT, 'test', 'e2e', 'fixtures', 'antivirus-servers.mjs');
+const UPLOAD_SERVER = join(ROOT, 'test', 'e2e', 'fixtures', 'content-servers.mjs');
+const CONTENT_CLIENT = join(ROOT, 'test', 'e2e', 'fixtures', 'content-client.py');
+const UPLOAD_PORT = 8090;
 
 type Json = Record<string, unknown>;
 
@@ -68,6 +71,7 @@ if (problems.length > 0) {
   const id = uniqueLabId('avir');
   let lab: Lab | undefined;
   let appliance: ApplianceHandle | undefined;
+  let uploads: LabProcess | undefined;
   t.teardown(async () => {
     await lab?.down();
     await cleanup(labNamespaces(id).prefix);
@@ -97,7 +101,28 @@ if (problems.length > 0) {
     appliance = await lab.startAppliance({ policy: policyFile, workers: 1, extraArgs: ['--clamd', clamd.unixAddress] });
     await startServers(lab, www);
     await waitForOutput(lab.spawn('server', [process.execPath, GZIP_SERVER, www, String(GZIP_PORT)]), /"event":"ready"/);
+    uploads = lab.spawn('server', [process.execPath, UPLOAD_SERVER, '--http-only', String(UPLOAD_PORT)]);
+    await waitForOutput(uploads, /"event":"ready"/);
   });
+
+  /** What the upload server logged for `url`: complete requests and cut-off ones. */
+  const uploadEvents = (url: string): Json[] => jsonLines((uploads as LabProcess).stdout()).filter((e) => e['url'] === url);
+  /** content-client.py in the client namespace (raw segments after a kernel handshake, or a plain connection). */
+  const py = async (args: string[]): Promise<Json> => {
+    const r = await L().exec('client', ['python3', CONTENT_CLIENT, ...args], { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`content-client.py ${args[0]} failed (${r.code}): ${r.stderr}`);
+    const lines = jsonLines(r.stdout);
+    return lines[lines.length - 1] ?? {};
+  };
+  const eicarUpload = (url: string): Buffer => {
+    const body = Buffer.concat([Buffer.alloc(2000, 0x2e), eicarTestObject(), Buffer.alloc(100, 0x2e)]);
+    return Buffer.concat([Buffer.from(`POST ${url} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+  };
+  const segments = (bytes: Buffer, size: number): [number, string][] => {
+    const out: [number, string][] = [];
+    for (let i = 0; i < bytes.length; i += size) out.push([i, bytes.subarray(i, i + size).toString('hex')]);
+    return out;
+  };
 
   const curl = async (name: string, out: string, port = HTTP_PORT): Promise<{ code: number; stderr: string; received: number; sha: string | null }> => {
     const file = join(dir, 'out', out);
@@ -152,6 +177,27 @@ if (problems.length > 0) {
     const r = await curl('clean.bin', 'clean.out');
     t.equal(r.code, 0, r.stderr);
     t.equal(r.sha, cleanSha);
+  });
+
+  t.test('an EICAR upload cut into 1-byte segments, and one sent in reversed 7-byte segments, never arrives whole', async (t) => {
+    const before = applianceLog().filter((e) => e['kind'] === 'content_finding').length;
+    for (const [url, plan] of [
+      ['/eicar-1byte', segments(eicarUpload('/eicar-1byte'), 1)],
+      ['/eicar-reversed', segments(eicarUpload('/eicar-reversed'), 7).reverse()],
+    ] as const) {
+      await py(['raw', SERVER4, String(UPLOAD_PORT), JSON.stringify(plan)]);
+      // A clean request on a new connection: once answered, what the raw segments could deliver has arrived.
+      const ok = await py(['http', SERVER4, String(UPLOAD_PORT), Buffer.from(`GET /after${url} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n`).toString('hex')]);
+      t.equal(ok['event'], 'answer', `the control request went through: ${JSON.stringify(ok)}`);
+      t.same(uploadEvents(url).filter((e) => e['event'] === 'request'), [], `${url}: the object never arrived whole`);
+      // What the stage holds is the tail (the packet completing the object): with 1-byte segments that is one byte.
+      t.ok(uploadEvents(url).every((e) => e['event'] === 'partial'), `${url}: at most a cut-off object reached the server`);
+    }
+    const findings = await waitUntil('two more content_findings', WAIT_MS, () => {
+      const f = applianceLog().filter((e) => e['kind'] === 'content_finding').slice(before);
+      return f.length >= 2 ? f : undefined;
+    });
+    for (const f of findings) t.match(f, { action: 'reject', signature: EICAR_SIGNATURE, direction: 'to_server', dstPort: UPLOAD_PORT });
   });
 
   t.test('clamd killed: fail closed blocks, fail open passes; the log says not scanned', async (t) => {
