@@ -270,9 +270,13 @@ export class ContentInspector {
     this.c = opts.counters;
   }
 
-  /** True when some content stage is enabled: only then does the engine hand packets in. */
+  /**
+   * True when some content stage is enabled, or flows started under an earlier policy are still inspected (a
+   * reload that turned content inspection off lets them finish with their stages): only then does the engine
+   * hand packets in.
+   */
   get active(): boolean {
-    return this.stages.length > 0;
+    return this.stages.length > 0 || this.byFlow.size > 0;
   }
 
   get flowCount(): number {
