@@ -14,7 +14,8 @@ import { startLab, type ApplianceHandle, type Lab, type LabProcess } from '../..
 import { cleanup, labNamespaces } from '../../src/lab/netns.js';
 import { eicarTestObject } from '../../src/av/eicar.js';
 import { startTestClamd } from '../helpers/clamd.js';
-import { e2ePrerequisites, HTTP_PORT, ROOT, randomFile, sha256File, startServers, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+import { e2ePrerequisites, HTTP_PORT, jsonLines, ROOT, randomFile, sha256File, startServers, uniqueLabId, waitForOutput, type Json } from './fixtures/lab-helpers.js';
+import { CONTENT_SERVERS, contentClient, segments } from './fixtures/content-helpers.js';
 
 const SERVER4 = '10.77.2.2';
 const EICAR_SIGNATURE = 'GWI.Test.EICAR.UNOFFICIAL';
@@ -22,24 +23,8 @@ const WAIT_MS = 30_000;
 const CLEAN_BYTES = 1024 * 1024;
 const GZIP_PORT = 8001;
 const GZIP_SERVER = join(ROOT, 'test', 'e2e', 'fixtures', 'antivirus-servers.mjs');
-const UPLOAD_SERVER = join(ROOT, 'test', 'e2e', 'fixtures', 'content-servers.mjs');
-const CONTENT_CLIENT = join(ROOT, 'test', 'e2e', 'fixtures', 'content-client.py');
+const UPLOAD_SERVER = CONTENT_SERVERS;
 const UPLOAD_PORT = 8090;
-
-type Json = Record<string, unknown>;
-
-function jsonLines(text: string): Json[] {
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line being written right now, or not ours
-    }
-  }
-  return out;
-}
 
 /** Polls `probe` every 25 ms until it returns a value (not undefined), or throws after timeoutMs. */
 async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
@@ -108,20 +93,10 @@ if (problems.length > 0) {
   /** What the upload server logged for `url`: complete requests and cut-off ones. */
   const uploadEvents = (url: string): Json[] => jsonLines((uploads as LabProcess).stdout()).filter((e) => e['url'] === url);
   /** content-client.py in the client namespace (raw segments after a kernel handshake, or a plain connection). */
-  const py = async (args: string[]): Promise<Json> => {
-    const r = await L().exec('client', ['python3', CONTENT_CLIENT, ...args], { timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`content-client.py ${args[0]} failed (${r.code}): ${r.stderr}`);
-    const lines = jsonLines(r.stdout);
-    return lines[lines.length - 1] ?? {};
-  };
+  const py = (args: string[]): Promise<Json> => contentClient(L(), args);
   const eicarUpload = (url: string): Buffer => {
     const body = Buffer.concat([Buffer.alloc(2000, 0x2e), eicarTestObject(), Buffer.alloc(100, 0x2e)]);
     return Buffer.concat([Buffer.from(`POST ${url} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
-  };
-  const segments = (bytes: Buffer, size: number): [number, string][] => {
-    const out: [number, string][] = [];
-    for (let i = 0; i < bytes.length; i += size) out.push([i, bytes.subarray(i, i + size).toString('hex')]);
-    return out;
   };
 
   const curl = async (name: string, out: string, port = HTTP_PORT): Promise<{ code: number; stderr: string; received: number; sha: string | null }> => {

@@ -11,30 +11,15 @@ import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { startLab, type Lab, type LabProcess } from '../../src/lab/lab.js';
 import { cleanup, labNamespaces, LAB_ADDR } from '../../src/lab/netns.js';
-import { ROOT, e2ePrerequisites, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+import { ROOT, e2ePrerequisites, jsonLines, uniqueLabId, waitForOutput, type Json } from './fixtures/lab-helpers.js';
+import { CONTENT_SERVERS, contentClient, labStats, post, segments, until as untilTrue } from './fixtures/content-helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'e2e', 'fixtures');
 const POLICY = join(FIXTURES, 'content-match-policy.yaml');
-const SERVERS = join(FIXTURES, 'content-servers.mjs');
-const CLIENT = join(FIXTURES, 'content-client.py');
+const SERVERS = CONTENT_SERVERS;
 const SERVER4 = LAB_ADDR.server4;
 const MARKER = 'X-EVIL-MARKER-7';
 const WAIT_MS = 15_000;
-
-type Json = Record<string, unknown>;
-
-function jsonLines(text: string): Json[] {
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line being written right now
-    }
-  }
-  return out;
-}
 
 const problems = await e2ePrerequisites(['python3']);
 if (problems.length > 0) {
@@ -65,20 +50,9 @@ if (problems.length > 0) {
       .filter((e) => (url === null ? e['event'] === 'stream' : e['url'] === url))
       .map((e) => String(e['body'] ?? ''))
       .join('\n');
-  const until = async (what: string, probe: () => boolean): Promise<void> => {
-    const deadline = Date.now() + WAIT_MS;
-    while (!probe()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  const py = async (args: string[]): Promise<Json> => {
-    const r = await L().exec('client', ['python3', CLIENT, ...args], { timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`content-client.py ${args[0]} failed (${r.code}): ${r.stderr}`);
-    const lines = jsonLines(r.stdout);
-    return lines[lines.length - 1] ?? {};
-  };
-  const stats = async (): Promise<Json> => JSON.parse((await L().fetchInGateway(`${statsUrl}/stats`)).body) as Json;
+  const until = (what: string, probe: () => boolean | Promise<boolean>): Promise<void> => untilTrue(what, WAIT_MS, probe);
+  const py = (args: string[]): Promise<Json> => contentClient(L(), args);
+  const stats = (): Promise<Json> => labStats(L(), statsUrl);
   /** A clean request on a new connection, answered: everything sent before it on other connections has settled. */
   let controls = 0;
   const control = async (): Promise<void> => {
@@ -87,14 +61,6 @@ if (problems.length > 0) {
     const r = await py(['http', SERVER4, '8080', Buffer.from(`GET ${url} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n`).toString('hex')]);
     if (r['event'] !== 'answer') throw new Error(`the control request failed: ${JSON.stringify(r)}`);
     await until('the control request', () => events('request').some((e) => e['url'] === url));
-  };
-  const post = (url: string, body: Buffer, extra = ''): Buffer =>
-    Buffer.concat([Buffer.from(`POST ${url} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n${extra}\r\n`), body]);
-  /** PLAN for content-client.py raw: the bytes cut into `size`-byte segments at their offsets. */
-  const segments = (bytes: Buffer, size: number): [number, string][] => {
-    const out: [number, string][] = [];
-    for (let i = 0; i < bytes.length; i += size) out.push([i, bytes.subarray(i, i + size).toString('hex')]);
-    return out;
   };
 
   t.test('clean traffic arrives byte for byte (the control for everything below)', async (t) => {

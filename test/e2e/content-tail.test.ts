@@ -13,30 +13,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { startLab, type Lab, type LabProcess } from '../../src/lab/lab.js';
 import { cleanup, labNamespaces, LAB_ADDR } from '../../src/lab/netns.js';
-import { ROOT, e2ePrerequisites, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+import { ROOT, e2ePrerequisites, jsonLines, uniqueLabId, waitForOutput, type Json } from './fixtures/lab-helpers.js';
+import { CONTENT_SERVERS, contentClient, labStats, post, reloadPolicy, until as untilTrue } from './fixtures/content-helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'e2e', 'fixtures');
 const POLICY_TEXT = readFileSync(join(FIXTURES, 'content-tail-policy.yaml'), 'utf8');
-const SERVERS = join(FIXTURES, 'content-servers.mjs');
-const CLIENT = join(FIXTURES, 'content-client.py');
+const SERVERS = CONTENT_SERVERS;
 const SERVER4 = LAB_ADDR.server4;
 const MARKER = 'X-EVIL-MARKER-7';
 const WAIT_MS = 20_000;
-
-type Json = Record<string, unknown>;
-
-function jsonLines(text: string): Json[] {
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line being written right now
-    }
-  }
-  return out;
-}
 
 const problems = await e2ePrerequisites(['python3']);
 if (problems.length > 0) {
@@ -64,20 +49,9 @@ if (problems.length > 0) {
   });
 
   const events = (kind: string, url: string): Json[] => jsonLines((servers as LabProcess).stdout()).filter((e) => e['event'] === kind && e['url'] === url);
-  const until = async (what: string, probe: () => boolean | Promise<boolean>): Promise<void> => {
-    const deadline = Date.now() + WAIT_MS;
-    while (!(await probe())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  const py = async (args: string[]): Promise<Json> => {
-    const r = await L().exec('client', ['python3', CLIENT, ...args], { timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`content-client.py ${args[0]} failed (${r.code}): ${r.stderr}`);
-    const lines = jsonLines(r.stdout);
-    return lines[lines.length - 1] ?? {};
-  };
-  const stats = async (): Promise<Json> => JSON.parse((await L().fetchInGateway(`${statsUrl}/stats`)).body) as Json;
+  const until = (what: string, probe: () => boolean | Promise<boolean>): Promise<void> => untilTrue(what, WAIT_MS, probe);
+  const py = (args: string[]): Promise<Json> => contentClient(L(), args);
+  const stats = (): Promise<Json> => labStats(L(), statsUrl);
   /** The bytes as a file the client reads (objects too large for a command line). */
   let files = 0;
   const asFile = (bytes: Buffer): string => {
@@ -85,17 +59,7 @@ if (problems.length > 0) {
     writeFileSync(f, bytes);
     return `@${f}`;
   };
-  const post = (url: string, body: Buffer): Buffer => Buffer.concat([Buffer.from(`POST ${url} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
-  /** Rewrites the policy file and waits until every worker runs the new generation. */
-  const reloadWith = async (text: string): Promise<void> => {
-    const before = Number(((await stats())['policy'] as Json)['generation']);
-    writeFileSync(policyFile, text);
-    await until('the policy reload', async () => {
-      const s = await stats();
-      const workers = s['workers'] as Json[];
-      return workers.every((w) => Number(w['policy_generation']) > before);
-    });
-  };
+  const reloadWith = (text: string): Promise<void> => reloadPolicy(L(), statsUrl, policyFile, text, WAIT_MS);
 
   t.test('a clean 1 MB upload completes byte for byte once the late answer releases its tail', async (t) => {
     const body = randomBytes(1024 * 1024);

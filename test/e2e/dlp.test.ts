@@ -12,12 +12,12 @@ import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { startLab, type Lab, type LabProcess } from '../../src/lab/lab.js';
 import { cleanup, labNamespaces, LAB_ADDR } from '../../src/lab/netns.js';
-import { ROOT, e2ePrerequisites, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+import { ROOT, e2ePrerequisites, jsonLines, uniqueLabId, waitForOutput, type Json } from './fixtures/lab-helpers.js';
+import { CONTENT_SERVERS, contentClient, labStats, post, reloadPolicy, segments, until as untilTrue } from './fixtures/content-helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'e2e', 'fixtures');
 const POLICY_TEXT = readFileSync(join(FIXTURES, 'dlp-policy.yaml'), 'utf8');
-const SERVERS = join(FIXTURES, 'content-servers.mjs');
-const CLIENT = join(FIXTURES, 'content-client.py');
+const SERVERS = CONTENT_SERVERS;
 const SERVER4 = LAB_ADDR.server4;
 /** A Luhn-valid Visa number that is not one of the networks' documented test numbers. */
 const CARD = '4556 7375 8689 9855';
@@ -27,21 +27,6 @@ const CARDS = [CARD, '5425-2334-3010-9903', '4539148803436467'];
 const AWS_KEY_ID = 'AKIAQWERTYUIOPASDFGH';
 const AWS_SECRET = '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';
 const WAIT_MS = 20_000;
-
-type Json = Record<string, unknown>;
-
-function jsonLines(text: string): Json[] {
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line being written right now
-    }
-  }
-  return out;
-}
 
 const problems = await e2ePrerequisites(['python3']);
 if (problems.length > 0) {
@@ -72,26 +57,9 @@ if (problems.length > 0) {
 
   const events = (kind: string, url: string): Json[] => jsonLines((servers as LabProcess).stdout()).filter((e) => e['event'] === kind && e['url'] === url);
   const received = (url: string): string => jsonLines((servers as LabProcess).stdout()).filter((e) => e['url'] === url).map((e) => String(e['body'] ?? '')).join('\n');
-  const until = async (what: string, probe: () => boolean | Promise<boolean>): Promise<void> => {
-    const deadline = Date.now() + WAIT_MS;
-    while (!(await probe())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  const py = async (args: string[]): Promise<Json> => {
-    const r = await L().exec('client', ['python3', CLIENT, ...args], { timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`content-client.py ${args[0]} failed (${r.code}): ${r.stderr}`);
-    const lines = jsonLines(r.stdout);
-    return lines[lines.length - 1] ?? {};
-  };
-  const stats = async (): Promise<Json> => JSON.parse((await L().fetchInGateway(`${statsUrl}/stats`)).body) as Json;
-  const post = (url: string, body: Buffer, extra = ''): Buffer => Buffer.concat([Buffer.from(`POST ${url} HTTP/1.1\r\nHost: lab\r\nContent-Length: ${body.length}\r\n${extra}\r\n`), body]);
-  const segments = (bytes: Buffer, size: number): [number, string][] => {
-    const out: [number, string][] = [];
-    for (let i = 0; i < bytes.length; i += size) out.push([i, bytes.subarray(i, i + size).toString('hex')]);
-    return out;
-  };
+  const until = (what: string, probe: () => boolean | Promise<boolean>): Promise<void> => untilTrue(what, WAIT_MS, probe);
+  const py = (args: string[]): Promise<Json> => contentClient(L(), args);
+  const stats = (): Promise<Json> => labStats(L(), statsUrl);
   let controls = 0;
   /** A clean request answered on a new connection: what was sent before on other connections has settled. */
   const control = async (): Promise<void> => {
@@ -100,11 +68,7 @@ if (problems.length > 0) {
     if (r['event'] !== 'answer') throw new Error(`the control request failed: ${JSON.stringify(r)}`);
   };
   const hasCard = (text: string): boolean => text.replace(/[ -]/g, '').includes(CARD_DIGITS);
-  const reloadWith = async (text: string): Promise<void> => {
-    const before = Number(((await stats())['policy'] as Json)['generation']);
-    writeFileSync(policyFile, text);
-    await until('the policy reload', async () => ((await stats())['workers'] as Json[]).every((w) => Number(w['policy_generation']) > before));
-  };
+  const reloadWith = (text: string): Promise<void> => reloadPolicy(L(), statsUrl, policyFile, text, WAIT_MS);
 
   t.test('a clean post arrives byte for byte', async (t) => {
     const body = Buffer.from('order 1234: two coffees, one tea\n'.repeat(100));

@@ -8,7 +8,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { startLab, type ApplianceHandle, type Lab, type LabProcess } from '../../src/lab/lab.js';
 import { cleanup, labNamespaces, LAB_ADDR } from '../../src/lab/netns.js';
-import { ROOT, e2ePrerequisites, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+import { ROOT, e2ePrerequisites, uniqueLabId, waitForOutput, jsonLines, type Json } from './fixtures/lab-helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'e2e', 'fixtures');
 const POLICY = join(FIXTURES, 'evasion-policy.yaml');
@@ -24,21 +24,6 @@ const CLIENT4 = LAB_ADDR.client4;
 const FLOOD_SRC = CLIENT4;
 const FLOOD_SYNS = 20_000;
 const WAIT_MS = 10_000;
-
-type Json = Record<string, unknown>;
-
-function jsonLines(text: string): Json[] {
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line being written right now
-    }
-  }
-  return out;
-}
 
 const problems = await e2ePrerequisites(['curl', 'python3']);
 if (problems.length > 0) {

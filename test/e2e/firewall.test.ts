@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startLab, type ApplianceHandle, type Lab, type LabProcess } from '../../src/lab/lab.js';
 import { cleanup, labNamespaces, LAB_ADDR, run } from '../../src/lab/netns.js';
-import { ROOT, e2ePrerequisites, randomFile, sha256File, uniqueLabId, waitForOutput } from './fixtures/lab-helpers.js';
+import { ROOT, e2ePrerequisites, randomFile, sha256File, uniqueLabId, waitForOutput, jsonLines, type Json } from './fixtures/lab-helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'e2e', 'fixtures');
 const POLICY_FIXTURE = join(FIXTURES, 'firewall-policy.yaml');
@@ -49,26 +49,11 @@ interface ApplianceStats {
   policy: { file: string; generation: number; reloadOk: number; reloadFailed: number; lastErrors: string[] };
 }
 
-type Json = Record<string, unknown>;
-
 /** Our environment minus what tap injects into Node children (its loader and coverage would slow fixtures). */
 function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k === 'NODE_OPTIONS' || k.startsWith('NODE_V8_COVERAGE') || k.startsWith('_TAPJS')) delete env[k];
   return env;
-}
-
-function jsonLines(text: string): Json[] {
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line being written right now, or not ours
-    }
-  }
-  return out;
 }
 
 /** Polls `probe` every 25 ms until it returns a value (not undefined), or throws after timeoutMs. */
