@@ -4,7 +4,8 @@
  * reach the far end, in order.
  */
 import t from 'tap';
-import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays } from '../../src/dataplane/engine.js';
+import { PacketEngine } from '../../src/dataplane/engine.js';
+import { runBatch as run, drainTx } from '../helpers/engine-batch.js';
 import { createCounters, namedCounters } from '../../src/dataplane/counters.js';
 import { FlowTable } from '../../src/flow/table.js';
 import { resolveSettings, type Settings } from '../../src/config/settings.js';
@@ -22,8 +23,6 @@ import type { HttpEndReason } from '../../src/stream/http1.js';
 import { streamOptions } from '../../src/stream/options.js';
 import { fragmentV4 } from '../fixtures/fragments.js';
 
-const GWLB = 0x7f000002;
-const LOCAL = 0x7f000001;
 const NONCE = Buffer.from('0123456789abcdef');
 const C = '10.0.0.1';
 const S = '10.0.0.2';
@@ -42,31 +41,7 @@ function engine(stages: ContentStage[], policy: Partial<ContentPolicy> = {}, ove
   return { e, counters, logs };
 }
 
-/** Sends datagrams as one batch; returns what the engine sent, tx list first (the worker's flush order). */
-function run(e: PacketEngine, datagrams: Buffer[], nowMs = 1000): Buffer[] {
-  const buf = Buffer.alloc(Math.max(1, datagrams.length) * SLOT_BYTES);
-  const meta = createRecvArrays(Math.max(1, datagrams.length));
-  datagrams.forEach((d, i) => {
-    d.copy(buf, i * SLOT_BYTES + HEADROOM_BYTES);
-    meta.lens[i] = d.length;
-    meta.srcAddr[i] = GWLB;
-    meta.srcPort[i] = 50000;
-    meta.dstAddr[i] = LOCAL;
-  });
-  e.txSend.count = 0;
-  e.processBatch(buf, SLOT_BYTES, datagrams.length, meta, nowMs);
-  const tx = Array.from({ length: e.txSend.count }, (_, i) => Buffer.from(e.txBuf.subarray(e.txSend.offs[i]!, e.txSend.offs[i]! + e.txSend.lens[i]!)));
-  const rx = Array.from({ length: e.rxSend.count }, (_, i) => Buffer.from(buf.subarray(e.rxSend.offs[i]!, e.rxSend.offs[i]! + e.rxSend.lens[i]!)));
-  e.txSend.count = 0;
-  return [...tx, ...rx];
-}
 
-/** Sent datagrams that go out outside a batch (async answers, timer). */
-function drainTx(e: PacketEngine): Buffer[] {
-  const out = Array.from({ length: e.txSend.count }, (_, i) => Buffer.from(e.txBuf.subarray(e.txSend.offs[i]!, e.txSend.offs[i]! + e.txSend.lens[i]!)));
-  e.txSend.count = 0;
-  return out;
-}
 
 const gen = (inner: Buffer) => encodeGeneve({ flowCookie: 7, endpointIdHi: 1, endpointIdLo: 2 }, inner);
 const cli = (seq: number, payload: string | Buffer, flags: number = TCP_FLAG.ACK | TCP_FLAG.PSH) =>
