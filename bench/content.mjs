@@ -6,9 +6,12 @@
 //   idle  a content stage that wants no flow: the cost of the core being on for traffic nobody inspects
 //   match the test stage in match mode: every byte reassembled, parsed as HTTP and searched
 //   tail  the test stage in object_end mode: as match, and the object's tail held until a late (next-turn) answer
+//   dlp   the DLP stage in block mode with every built-in pack, the whole upload in its scan depth (docs/dlp.md): the
+//         body (bench/corpus.mjs: text, JSON, code, base64, digit runs) holds nothing it reports, so this is DLP's
+//         cost on non-matching traffic; a finding would reject the upload and fail the run
 // The event loop turns between batches, as in the worker, so late answers arrive while the transfer goes on.
-// Prints one JSON line per configuration: MB/s of TCP payload (medians of the rounds, with min..max) and the ratio to
-// `none` measured in the same run. Run after `npm run build`: node bench/content.mjs [--mb N] [--rounds N]
+// Prints one JSON line per configuration: MB/s of TCP payload and packets/s through the engine (medians of the
+// rounds, with min..max) and the ratio to `none` measured in the same run. Run after `npm run build`: node bench/content.mjs [--mb N] [--rounds N]
 import { parseArgs } from 'node:util';
 import { PacketEngine, SLOT_BYTES, HEADROOM_BYTES, createRecvArrays } from '../dist/dataplane/engine.js';
 import { createCounters, namedCounters } from '../dist/dataplane/counters.js';
@@ -19,6 +22,10 @@ import { buildIPv4Tcp } from '../dist/packet/build.js';
 import { TestMatchStage } from '../dist/content/test-stage.js';
 import { DEFAULT_CONTENT_POLICY } from '../dist/content/inspector.js';
 import { streamOptions } from '../dist/stream/options.js';
+import { DlpStage } from '../dist/dlp/stage.js';
+import { DlpSectionSchema } from '../dist/dlp/policy.js';
+import { builtinPacks } from '../dist/dlp/detector.js';
+import { mixedCorpus } from './corpus.mjs';
 
 const { values: opt } = parseArgs({ options: { mb: { type: 'string' }, rounds: { type: 'string' } } });
 const MB = Number(opt.mb ?? 100);
@@ -37,16 +44,26 @@ const gen = (inner) => encodeGeneve({ flowCookie: 7, endpointIdHi: 1, endpointId
 const cli = (seq, payload, flags = ACK | PSH) => gen(buildIPv4Tcp({ src: C, dst: S, srcPort: 40000, dstPort: 80, seq, ack: ISN_S + 1, flags, window: 65535, payload }));
 const srv = (ack, flags = ACK) => gen(buildIPv4Tcp({ src: S, dst: C, srcPort: 80, dstPort: 40000, seq: ISN_S + 1, ack, flags, window: 65535 }));
 
+/** `len` body bytes from body offset `at`: the corpus, repeated. */
+function bodyAt(at, len) {
+  const out = Buffer.allocUnsafe(len);
+  for (let o = 0; o < len; ) {
+    const c = (at + o) % CORPUS.length;
+    o += CORPUS.copy(out, o, c, Math.min(CORPUS.length, c + len - o));
+  }
+  return out;
+}
+
 // The transfer, built once: handshake, head + body segments, the server's ACKs.
 const bodyBytes = MB * 1024 * 1024;
 const head = Buffer.from(`POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: ${bodyBytes}\r\n\r\n`);
-const chunk = Buffer.alloc(MSS, 0x61);
+const CORPUS = mixedCorpus(4 * 1024 * 1024);
 const packets = [gen(buildIPv4Tcp({ src: C, dst: S, srcPort: 40000, dstPort: 80, seq: ISN_C, flags: SYN, window: 65535 })), srv(ISN_C + 1, SYN | ACK), cli(ISN_C + 1, Buffer.alloc(0), ACK)];
 const total = head.length + bodyBytes;
 let payloadBytes = 0;
 for (let off = 0, n = 0; off < total; off += MSS, n++) {
   const len = Math.min(MSS, total - off);
-  const seg = off < head.length ? Buffer.concat([head.subarray(off), chunk]).subarray(0, len) : chunk.subarray(0, len);
+  const seg = off < head.length ? Buffer.concat([head.subarray(off), bodyAt(0, len - (head.length - off))]) : bodyAt(off - head.length, len);
   packets.push(cli((ISN_C + 1 + off) >>> 0, seg));
   payloadBytes += len;
   if (n % 2 === 1) packets.push(srv((ISN_C + 1 + off + len) >>> 0));
@@ -77,6 +94,16 @@ const CONFIGS = {
   idle: () => [NOBODY],
   match: () => [stageOf('match')],
   tail: () => [stageOf('object_end')],
+  dlp: () => [
+    new DlpStage(
+      {
+        section: DlpSectionSchema.parse({ enabled: true, packs: [...builtinPacks().keys()], scan_depth_bytes: { to_server: 2 ** 30, to_client: 1 << 20 }, hold_budget_ms: 60_000 }),
+        scopes: new Map(),
+      },
+      { log: (e) => { if (process.env.BENCH_DEBUG) console.error(JSON.stringify(e)); }, wallNowMs: () => Date.now() },
+      Buffer.alloc(32, 1),
+    ),
+  ],
 };
 
 async function once(name) {
@@ -102,7 +129,7 @@ async function once(name) {
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   const c = namedCounters(counters);
   if (sent !== packets.length) throw new Error(`${name}: ${sent} of ${packets.length} packets went out (${JSON.stringify({ held: c.content_held, released: c.content_released })})`);
-  return { mbps: payloadBytes / 1e6 / s, held: c.content_held };
+  return { mbps: payloadBytes / 1e6 / s, pps: packets.length / s, held: c.content_held };
 }
 
 const runs = Object.fromEntries(Object.keys(CONFIGS).map((k) => [k, []]));
@@ -113,5 +140,5 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = median(runs.none.map((x) => x.mbps));
 for (const [name, xs] of Object.entries(runs)) {
   const m = xs.map((x) => x.mbps);
-  console.log(JSON.stringify({ bench: 'content', config: name, payload_mb: Math.round(payloadBytes / 1e6), packets: packets.length, rounds: ROUNDS, mbps: Math.round(median(m)), spread: [Math.round(Math.min(...m)), Math.round(Math.max(...m))], ratio_to_none: Math.round((median(m) / base) * 1000) / 1000, held_packets: xs[0].held }));
+  console.log(JSON.stringify({ bench: 'content', config: name, payload_mb: Math.round(payloadBytes / 1e6), packets: packets.length, rounds: ROUNDS, mbps: Math.round(median(m)), pps: Math.round(median(xs.map((x) => x.pps))), spread: [Math.round(Math.min(...m)), Math.round(Math.max(...m))], ratio_to_none: Math.round((median(m) / base) * 1000) / 1000, held_packets: xs[0].held }));
 }

@@ -53,6 +53,11 @@ export class ScanPlan {
   readonly setIndex: readonly number[];
   /** Detectors without a prefilter: each scans the window on its own. */
   readonly solo: readonly number[];
+  /**
+   * Per detector: 1 when it counts only with a keyword (its likelihood alone is under the threshold, with a keyword
+   * it reaches it). Such a detector runs over a window only where a keyword could still matter (see scan).
+   */
+  readonly keywordGated: Uint8Array;
   readonly keep: number;
   readonly maxSpan: number;
   readonly scratch: Buffer;
@@ -65,6 +70,7 @@ export class ScanPlan {
     this.setIndex = withPrefilter;
     this.set = withPrefilter.length > 0 ? new RE2.Set(withPrefilter.map((i) => detectors[i]!.prefilter!)) : null;
     this.solo = detectors.flatMap((d, i) => (d.prefilter === null ? [i] : []));
+    this.keywordGated = Uint8Array.from(detectors, (d, i) => (d.keywordRegex !== null && d.baseLevel < this.threshold[i]! && d.keywordLevel >= this.threshold[i]! ? 1 : 0));
     this.maxSpan = Math.max(1, ...detectors.map((d) => d.maxSpan));
     this.keep = this.maxSpan + Math.max(0, ...detectors.map((d) => d.window)) + 1;
     this.scratch = Buffer.allocUnsafe(this.keep + DLP_SCAN_SLICE_BYTES);
@@ -197,7 +203,15 @@ export class ObjectScanner {
     let from = end;
     const resume = this.resume;
     for (let d = 0; d < plan.detectors.length; d++) {
-      resume[d] = this.resumeOf(d, Math.max(base, prev - plan.detectors[d]!.maxSpan));
+      const det = plan.detectors[d]!;
+      resume[d] = this.resumeOf(d, Math.max(base, prev - det.maxSpan));
+      if (plan.keywordGated[d] === 1 && !this.keywordIn(det, view)) {
+        // No keyword in the window (which reaches `window` bytes before any candidate still open: keep): a match
+        // here can count only through a keyword in later bytes, so only a candidate within max_span + window of
+        // the end matters; earlier ones would be decided under the threshold. A common shape (a 40-character
+        // base64 run for AWS secret keys) then costs a scan of the window's end instead of every run in it.
+        resume[d] = Math.max(resume[d]!, end - det.maxSpan - det.window);
+      }
       from = Math.min(from, resume[d]!);
       this.waiting[d] = -1;
       this.waitingHolds[d] = 0;
@@ -294,6 +308,13 @@ export class ObjectScanner {
       this.emitPending(oldest, this.plan.detectors[oldest.detector]!.baseLevel);
     }
     this.after.push({ detector: d, start: base + s, end: base + e, keyedHash, masked });
+  }
+
+  /** A keyword of `det` anywhere in buf. */
+  private keywordIn(det: CompiledDetector, buf: Buffer): boolean {
+    const kw = det.keywordRegex!;
+    kw.lastIndex = 0;
+    return kw.test(buf);
   }
 
   /** A keyword of `det` in buf[a, s) or buf[e, b) (never inside the match itself). */

@@ -117,6 +117,30 @@ t.test('AWS secret keys count only near a key id or keyword', async (t) => {
   t.same(names(scan(far, [41])), [], 'a keyword past the window does not');
 });
 
+t.test('a keyword-only detector (AWS secret key) counts exactly when its keyword is within the window, for any chunking', async (t) => {
+  // The scanner skips such a detector over stretches with no keyword (ScanPlan.keywordGated): the oracle here is
+  // the rule itself, computed from positions: the whole keyword within `window` bytes before the value or after it.
+  const secret = 'kT8s2vQ9mZ1pR4xW7yB3nC6dF0gH5jL8aE2uI9oP';
+  const keyword = 'aws_secret_access_key';
+  const window = builtinPacks().get('credentials')!.detectors.find((d) => d.name === 'aws_secret_access_key')!.window;
+  const filler = fc.stringMatching(/^[a-z ,.;\n]{0,3000}$/).map((s) => ` ${s} `);
+  fc.assert(
+    fc.property(filler, filler, fc.boolean(), fc.integer({ min: 1, max: 400 }), fc.array(fc.integer({ min: 0, max: 8000 }), { maxLength: 30 }), (before, after, kwFirst, gap, rawCuts) => {
+      const pad = ' '.repeat(gap);
+      const text = kwFirst ? `${before}${keyword}${pad}${secret}${after}` : `${before}${secret}${pad}${keyword}${after}`;
+      const cuts = [...new Set(rawCuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+      const found = scan(text, cuts).filter((f) => f.name === 'aws_secret_access_key');
+      // Before: the keyword must start inside [s - window, s): gap + its length <= window. After: a keyword must end
+      // by e + window, and the first to end is its prefix `aws_secret`, itself a keyword of the detector.
+      const near = gap + (kwFirst ? keyword.length : 'aws_secret'.length) <= window;
+      const s = Buffer.byteLength(kwFirst ? before + keyword + pad : before);
+      return near ? found.length === 1 && found[0]!.offset === s : found.length === 0;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('property held');
+});
+
 t.test('custom keyword list (terms) and a likelihood threshold', async (t) => {
   const p = plan(LIKELY, [...SPECS, ...builtinPacks().get('markers')!.detectors]);
   t.same(names(scan('This memo is STRICTLY CONFIDENTIAL.', [], p)), ['classification_marker']);
