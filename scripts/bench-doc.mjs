@@ -91,6 +91,37 @@ if (content.length > 0) {
   );
 }
 
+const avThrough = of('av_throughput');
+const avLatency = of('av_latency');
+if (avThrough.length + avLatency.length > 0) {
+  md.push(
+    '',
+    '## Antivirus in the lab (clamd, real namespaces)',
+    '',
+    '`bench/av-lab.mjs`: curl in the lab\'s client namespace downloads from its server namespace through one appliance (one worker) with the antivirus stage on in block mode, a real clamd with rules/clamav on a unix socket. Not pinned: the lab\'s processes and clamd share the machine. Target of issue 10: throughput ≥ 80 % of clamd\'s own INSTREAM rate.',
+  );
+  if (avThrough.length > 0) {
+    md.push(
+      '',
+      'Throughput: clean random objects scanned whole (max_object_bytes and the stream depth above the object), rounds alternating with a raw INSTREAM client sending the same bytes to the same clamd (64 KiB frames); MB/s is MiB per second of curl\'s total time / of connect-to-verdict.',
+      '',
+      '| object | through the appliance MB/s (spread) | clamd INSTREAM MB/s (spread) | ratio |',
+      '| --- | --- | --- | --- |',
+      ...avThrough.map((r) => `| ${r.object_mb} MB × ${r.rounds} | ${r.through_mbps} (${r.through_spread.join('–')}) | ${r.instream_mbps} (${r.instream_spread.join('–')}) | **${pct(r.ratio)}** |`),
+    );
+  }
+  if (avLatency.length > 0) {
+    md.push(
+      '',
+      'Added latency for small objects: each download on a new connection (curl time_total), the appliance\'s policy reloaded between antivirus on and pass-all, rounds alternating; medians.',
+      '',
+      '| object | requests per policy | AV on ms (p90) | pass-all ms (p90) | added ms |',
+      '| --- | --- | --- | --- | --- |',
+      ...avLatency.map((r) => `| ${n(r.object_bytes)} B | ${r.requests} | ${r.av_ms} (${r.av_p90_ms}) | ${r.pass_ms} (${r.pass_p90_ms}) | **${r.added_ms}** |`),
+    );
+  }
+}
+
 const comps = run.results.filter((r) => r.component !== undefined);
 for (const file of [...new Set(comps.map((r) => r.component))]) {
   md.push('', `## ${file}`, '', '```', ...comps.filter((r) => r.component === file).map(({ component, ...r }) => JSON.stringify(r)), '```');
