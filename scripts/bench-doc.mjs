@@ -91,6 +91,40 @@ if (content.length > 0) {
   );
 }
 
+const avThrough = of('av_throughput');
+const avLatency = of('av_latency');
+if (avThrough.length + avLatency.length > 0) {
+  md.push(
+    '',
+    '## Antivirus in the lab (clamd, real namespaces)',
+    '',
+    '`bench/av-lab.mjs`: curl in the lab\'s client namespace downloads from its server namespace through one appliance (one worker) with the antivirus stage on in block mode, a real clamd with rules/clamav on a unix socket. Not pinned: the lab\'s processes and clamd share the machine. Target of issue 10: throughput ≥ 80 % of clamd\'s own INSTREAM rate.',
+  );
+  if (avThrough.length > 0) {
+    md.push(
+      '',
+      'Throughput: clean random objects scanned whole (max_object_bytes and the stream depth above the object), rounds alternating with a raw INSTREAM client sending the same bytes to the same clamd (64 KiB frames), and with the same download while the stage scans another port only (*unscanned*: what the lab carries without inspection); MB/s is MiB per second of curl\'s total time / of connect-to-verdict. clamd spools a stream and scans it only after its end (*scan after end*), so a download through the appliance takes at least the transfer through the lab plus that scan: the ratio is near 1 only where the lab carries bytes much faster than clamd spools them.',
+      '',
+      '| object | through the appliance MB/s (spread) | clamd INSTREAM MB/s (spread) | ratio | scan after end s | unscanned MB/s |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...avThrough.map(
+        (r) =>
+          `| ${r.object_mb} MB × ${r.rounds} | ${r.through_mbps} (${r.through_spread.join('–')}) | ${r.instream_mbps} (${r.instream_spread.join('–')}) | **${pct(r.ratio)}** | ${r.instream_verdict_after_end_s} | ${r.unscanned_mbps} |`,
+      ),
+    );
+  }
+  if (avLatency.length > 0) {
+    md.push(
+      '',
+      'Added latency for small objects: each download on a new connection (curl time_total), the appliance\'s policy reloaded between antivirus on and pass-all, rounds alternating; medians.',
+      '',
+      '| object | requests per policy | AV on ms (p90) | pass-all ms (p90) | added ms |',
+      '| --- | --- | --- | --- | --- |',
+      ...avLatency.map((r) => `| ${n(r.object_bytes)} B | ${r.requests} | ${r.av_ms} (${r.av_p90_ms}) | ${r.pass_ms} (${r.pass_p90_ms}) | **${r.added_ms}** |`),
+    );
+  }
+}
+
 const comps = run.results.filter((r) => r.component !== undefined);
 for (const file of [...new Set(comps.map((r) => r.component))]) {
   md.push('', `## ${file}`, '', '```', ...comps.filter((r) => r.component === file).map(({ component, ...r }) => JSON.stringify(r)), '```');
