@@ -65,7 +65,7 @@ export function configurationMarkdown(): string {
     '| batches per socket wake-up | 64 | `MAX_BATCHES_PER_WAKE`, src/dataplane/worker-main.ts |',
     '| hold time before a stage\'s fail mode decides | the stage\'s own budget (firewall: policy `settings.names.max_wait_ms`), else 1500 ms | `DEFAULT_HOLD_BUDGET_MS`, src/dataplane/engine.ts |',
     '| worker restart backoff | 100 ms doubling to 5 s | src/dataplane/supervisor.ts |',
-    '| GENEVE header bytes kept per flow inline | 64 (longer ones in a bounded overflow store of 4096) | src/flow/table.ts |',
+    `| distinct GENEVE headers kept per worker (the flow cookie is kept per flow) | ${FLOW_MAX_HEADER_TEMPLATES} of up to 260 bytes | \`FLOW_MAX_HEADER_TEMPLATES\`, src/flow/header-pool.ts |`,
     '| closed TCP flow linger | 10 s | `FLOW_IDLE_CLOSED_MS`, src/flow/table.ts |',
     '| admin HTTP: connections / keep-alive / request timeout | 256 / 5 s / 10 s | src/admin/server.ts |',
     '| `--gwlb-sources` entries | 64 | `MAX_GWLB_SOURCES`, src/dataplane/source-guard.ts |',

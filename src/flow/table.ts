@@ -12,22 +12,27 @@
  *   Measured with 1,000,000 flows, random order, on this 2-core VM: find() costs the same either way
  *   (~500 ns, dominated by two dependent cache/TLB misses), lookup() with its LRU move ~20 % less than with
  *   one array per field (~500 vs ~640 ns).
- * - Every other field is struct-of-arrays (public typed arrays: action, ruleId, counters, header slots …).
+ * - Every other field is struct-of-arrays (public typed arrays: action, ruleId, counters, cookie …), each as
+ *   narrow as its range allows: times are whole ms since the table's base in 32 bits (rebased every ~12 days),
+ *   packet counters 32 bits (modulo 2^32), byte counters and flow ids 64-bit floats.
  *
  *   buckets[hash & mask] ─> flow + 1 ─chain─> flow ─> -1         (chained hash index, load factor ≤ 0.5)
  *   listHead[class] ─> oldest ⇄ … ⇄ newest <─ listTail[class]   (intrusive LRU lists, links in the records)
  *
- * Memory: storage starts at `initialCapacity` flows and doubles up to `maxFlows` (the hard cap), so a table
- * configured for 1,000,000 flows costs little while idle. Each storage generation is one ArrayBuffer that every
- * array is a view of: a generation is larger than any freed before it, so the allocator maps it fresh and unmaps
- * it when freed, instead of keeping freed arrays in the heap (27 MB of RSS at 1,000,000 flows when each field
- * had its own buffer). A generation starts zero-filled and untouched pages are not committed (empty buckets are
- * 0, so nothing is filled up front): even initialCapacity = maxFlows costs RSS only for the flows written
- * (bench: +0.1 MB for an empty 1,000,000-flow table). ~227 bytes per flow with the default 64-byte header slot
- * (FLOW_BYTES_PER_FLOW_FIXED + slot + buckets; flowTableBytes computes it);
- * the bench measures 1,000,000 flows at ~280 MB RSS for the whole process. Arrays are
- * *replaced* when the table grows: read fields through the table each time (`table.action[flow]`), never keep a
- * reference to an array across a lookupOrCreate.
+ * Memory: storage starts at `initialCapacity` flows and doubles up to `maxFlows` (the hard cap). Each storage
+ * generation is one ArrayBuffer that every array is a view of: a generation is larger than any freed before it,
+ * so the allocator maps it fresh and unmaps it when freed, instead of keeping freed arrays in the heap (27 MB of
+ * RSS at 1,000,000 flows when each field had its own buffer). A generation starts zero-filled and untouched
+ * pages are not committed (empty buckets are 0, so nothing is filled up front): initialCapacity = maxFlows costs
+ * RSS only for the flows written (bench: +0.1 MB for an empty 1,000,000-flow table), which is what the workers
+ * use — a freed generation is unmapped only when V8 collects its ArrayBuffer, and in the running appliance the
+ * half-size generation was still mapped at 1,000,000 flows (+116 MB). ~133 bytes per flow
+ * (FLOW_BYTES_PER_FLOW_FIXED + buckets; flowTableBytes adds the header pool). Measured with
+ * `node scripts/bench.mjs --only memory` (one worker, 1,000,000 distinct UDP flows): +143 MB of RSS over idle,
+ * 150 B/flow — the table, the firewall's 5 bytes per decided flow and the packet buffers that traffic touches
+ * (~11 MB); before this layout and the preallocation it was +350 MB. Arrays are *replaced* when the table grows:
+ * read fields through the table each time (`table.action[flow]`), never keep a reference to an array across a
+ * lookupOrCreate.
  *
  * Idle timeouts (docs/architecture.md §2): our flows must outlive GWLB's, or a flow GWLB still considers alive would come
  * back to us as a "new" midstream flow; the defaults equal GWLB's (TCP 350 s, everything else 120 s).
@@ -50,10 +55,12 @@
  * Fragments: see key.ts. A non-first fragment would be keyed by (protocol, addresses, ports 0), never its 5-tuple
  * flow; the data plane sends it to the fragment tracker (src/flow/fragments.ts) instead of this table.
  *
- * GENEVE headers: each flow has a fixed slot of `maxHeaderBytes` (default 64; GWLB's header is 40 bytes).
- * A longer header (RFC 8926 allows up to 260 bytes) goes to a bounded overflow pool of 260-byte slots that
- * grows by doubling up to `maxOverflowHeaders`. When that pool is full the flow's header is dropped (length 0,
- * counted in headerOverflows) rather than left stale: originating a packet with an old flow cookie is wrong.
+ * GENEVE headers (up to 260 bytes, RFC 8926): GWLB's header differs between the flows of one endpoint only in
+ * the flow cookie, so the bytes are interned once per distinct header in a bounded, reference-counted pool
+ * (header-pool.ts, at most `maxHeaderTemplates`) with the outer addresses they came with, and each flow keeps
+ * a template index, its cookie and GWLB's source port: copyHeader gives back exactly the bytes of the newest
+ * header. When the pool is full a new header is dropped (length 0, counted in headerOverflows) rather than the
+ * old one left in place: originating a packet with an old flow cookie is wrong.
  */
 import { randomInt } from 'node:crypto';
 import type { InnerPacket } from '../packet/types.js';
