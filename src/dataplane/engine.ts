@@ -341,13 +341,17 @@ export class PacketEngine {
 
     const flows = this.flows;
     // The key includes the GWLB endpoint id (0, 0 without the option): tenants' identical 5-tuples never meet.
-    let flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
+    // Passed as int32 (the table and the fragment tracker compare with >>> 0): a uint32 ≥ 2^31 is a double, and a
+    // double crossing a call that is not inlined is a heap number per packet.
+    const epHi = gh.endpointIdHi | 0;
+    const epLo = gh.endpointIdLo | 0;
+    let flow = flows.lookupOrCreate(pkt, epHi, epLo, nowMs);
     if (!flows.created && this.isNewConnection(flow)) {
       // Same endpoint and 5-tuple, new flow: GWLB renewed the cookie after its idle timeout, or a SYN reopened a
       // closed connection. The old verdict must not carry over: start the flow afresh (docs/architecture.md §2).
       bump(c, COUNTER.FLOW_RENEWALS);
       flows.remove(flow);
-      flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
+      flow = flows.lookupOrCreate(pkt, epHi, epLo, nowMs);
     }
     if (flows.created) {
       bump(c, COUNTER.FLOW_CREATIONS);
@@ -439,12 +443,13 @@ export class PacketEngine {
     }
   }
 
+  /** The endpoint id halves as int32 (see processOne). */
   private endpointHi(): number {
-    return this.gh.hasEndpointId ? this.gh.endpointIdHi : 0;
+    return this.gh.hasEndpointId ? this.gh.endpointIdHi | 0 : 0;
   }
 
   private endpointLo(): number {
-    return this.gh.hasEndpointId ? this.gh.endpointIdLo : 0;
+    return this.gh.hasEndpointId ? this.gh.endpointIdLo | 0 : 0;
   }
 
   /** Sends a copy of buf[off, off + len) through the tx list (behind what is queued there already). */
@@ -534,7 +539,7 @@ export class PacketEngine {
     if (decodeGeneve(h.data, 0, h.data.length, gh) !== 0) return true;
     if (decodeInner(h.data, gh.headerLength, h.data.length - gh.headerLength, gh.protocolType, pkt) !== 0) return true;
     if (pkt.protocol !== IP_PROTO.TCP || pkt.l4Offset < 0 || pkt.isFragment) return true;
-    if (this.flows.find(pkt, gh.endpointIdHi, gh.endpointIdLo) !== flow) return true;
+    if (this.flows.find(pkt, gh.endpointIdHi | 0, gh.endpointIdLo | 0) !== flow) return true;
     const dir = this.flows.direction;
     const r = this.content.onPacket(flow, dir, pkt, gh, h.data, 0, h.data.length, h.localAddr, h.gwlbAddr, h.gwlbPort, this.ctx.nowMs);
     if (r === CONTENT_RESULT.RELEASE) return true;
