@@ -590,6 +590,26 @@ export class PacketEngine {
     }
   }
 
+  /**
+   * Shutdown (docs/operations.md, "Stopping"): every packet a packet stage still holds is decided now by the
+   * holding stage's fail mode, as when its hold budget runs out; what passes goes to txSend for the last flush.
+   */
+  releaseHolds(): void {
+    this.holds.expired(Infinity, this.holdBudgetOf, HOLD_CHECK);
+    this.decideHolds();
+  }
+
+  /** The flows in HOLD_CHECK ran out of hold budget: their holding stage's fail mode decides. */
+  private decideHolds(): void {
+    for (const { flow, stage } of HOLD_CHECK) {
+      const s = this.stages[stage];
+      const action = s?.onHoldExpired !== undefined ? s.onHoldExpired(flow) : ACTION.DROP;
+      this.flows.setVerdict(flow, action, -1);
+      if (action === ACTION.PASS || action === ACTION.ALERT) this.releaseHeld(flow);
+      else this.discardHeld(flow);
+    }
+  }
+
   /** Timer work: flow expiry (bounded), hold budgets, gauges. Fills txSend with anything released. */
   tick(nowMs: number): void {
     const c = this.counters;
@@ -598,13 +618,7 @@ export class PacketEngine {
     this.fragments.expire(nowMs);
     this.content.tick(nowMs);
     this.holds.expired(nowMs, this.holdBudgetOf, HOLD_CHECK);
-    for (const { flow, stage } of HOLD_CHECK) {
-      const s = this.stages[stage];
-      const action = s?.onHoldExpired !== undefined ? s.onHoldExpired(flow) : ACTION.DROP;
-      this.flows.setVerdict(flow, action, -1);
-      if (action === ACTION.PASS || action === ACTION.ALERT) this.releaseHeld(flow);
-      else this.discardHeld(flow);
-    }
+    this.decideHolds();
     c[COUNTER.FLOWS_ACTIVE] = this.flows.size;
     c[COUNTER.FLOW_EVICTIONS] = this.flows.evictions;
     c[COUNTER.HELD_PACKETS_NOW] = this.holds.packets;
