@@ -3,7 +3,8 @@
  * settings, defaults and environment variables cannot drift from the code; a test fails when it is stale.
  */
 import { MEMORY_BUDGET_SHARE, SETTINGS_SCHEMA, allowedValues, envName, flagName, formatBytes, resolveSettings, worstCaseMemory } from './settings.js';
-import { FLOW_BYTES_PER_FLOW_FIXED, FLOW_HEADER_SLOT_BYTES, flowTableBytes } from '../flow/table.js';
+import { FLOW_BYTES_PER_FLOW_FIXED, flowTableBytes } from '../flow/table.js';
+import { FLOW_MAX_HEADER_TEMPLATES, headerPoolBytes } from '../flow/header-pool.js';
 import { SLOT_BYTES, TX_SLOTS } from '../dataplane/engine.js';
 
 export function settingDefault(schema: unknown): unknown {
@@ -21,7 +22,7 @@ export function configurationMarkdown(): string {
   // A fixed, documented example (2 workers, every other setting at its default) so the doc does not depend
   // on the machine that generates it.
   const example = worstCaseMemory(resolveSettings({ workers: '2' }, {}, Number.MAX_SAFE_INTEGER));
-  const perFlow = flowTableBytes(1_000_000) / 1_000_000;
+  const perFlow = (flowTableBytes(1_000_000) - headerPoolBytes()) / 1_000_000;
   return [
     '# Configuration',
     '',
@@ -46,13 +47,13 @@ export function configurationMarkdown(): string {
     '',
     '| part | worst case | with 2 workers and the defaults |',
     '| --- | --- | --- |',
-    `| flow tables | \`--max-flows\` × ~${Math.round(perFlow)} bytes (${FLOW_BYTES_PER_FLOW_FIXED} per flow + the ${FLOW_HEADER_SLOT_BYTES}-byte header slot + hash buckets), ×1.5 while the last doubling copies | ${formatBytes(example.flowTables)} |`,
+    `| flow tables | \`--max-flows\` × ~${Math.round(perFlow)} bytes (${FLOW_BYTES_PER_FLOW_FIXED} per flow + hash buckets), plus per worker a header pool of at most ${FLOW_MAX_HEADER_TEMPLATES} distinct GENEVE headers (${formatBytes(headerPoolBytes())}) | ${formatBytes(example.flowTables)} |`,
     `| held packets | \`--max-held-bytes\` × \`--workers\` | ${formatBytes(example.heldPackets)} |`,
     `| socket buffers (kernel) | \`--socket-buffer-bytes\` × 2 (UDP receive, raw send) × 2 (Linux doubles it) × \`--workers\` | ${formatBytes(example.socketBuffers)} |`,
     `| packet slots | (\`--batch-size\` + ${TX_SLOTS} tx slots) × ${SLOT_BYTES} bytes × \`--workers\` | ${formatBytes(example.packetBuffers)} |`,
     `| total | | ${formatBytes(example.total)} |`,
     '',
-    'Largest values: `--max-flows` 8,000,000 (~1.7 GiB of flow tables), `--max-held-bytes` 1 GiB per worker,',
+    `Largest values: \`--max-flows\` 8,000,000 (~${formatBytes(flowTableBytes(8_000_000))} of flow tables), \`--max-held-bytes\` 1 GiB per worker,`,
     '`--socket-buffer-bytes` 256 MiB, `--batch-size` 1024, `--workers` 64; not all of them at once on one machine.',
     '',
     '## Fixed bounds (constants)',
@@ -64,7 +65,7 @@ export function configurationMarkdown(): string {
     '| batches per socket wake-up | 64 | `MAX_BATCHES_PER_WAKE`, src/dataplane/worker-main.ts |',
     '| hold time before a stage\'s fail mode decides | the stage\'s own budget (firewall: policy `settings.names.max_wait_ms`), else 1500 ms | `DEFAULT_HOLD_BUDGET_MS`, src/dataplane/engine.ts |',
     '| worker restart backoff | 100 ms doubling to 5 s | src/dataplane/supervisor.ts |',
-    '| GENEVE header bytes kept per flow inline | 64 (longer ones in a bounded overflow store of 4096) | src/flow/table.ts |',
+    `| distinct GENEVE headers kept per worker (the flow cookie is kept per flow) | ${FLOW_MAX_HEADER_TEMPLATES} of up to 260 bytes | \`FLOW_MAX_HEADER_TEMPLATES\`, src/flow/header-pool.ts |`,
     '| closed TCP flow linger | 10 s | `FLOW_IDLE_CLOSED_MS`, src/flow/table.ts |',
     '| admin HTTP: connections / keep-alive / request timeout | 256 / 5 s / 10 s | src/admin/server.ts |',
     '| `--gwlb-sources` entries | 64 | `MAX_GWLB_SOURCES`, src/dataplane/source-guard.ts |',

@@ -22,9 +22,9 @@ export const FLOW_IDLE_OTHER_S = FLOW_IDLE_OTHER_MS / 1000;
 /** Sockets in a reuseport group the addon accepts (MAX_GROUP in native/gwlb_net.c is 256); one per worker. */
 export const MAX_WORKERS = 64;
 /**
- * --max-flows cap. A full flow table costs ~227 bytes per flow (FLOW_BYTES_PER_FLOW_FIXED + the 64-byte header
- * slot + buckets, src/flow/table.ts): 8,000,000 flows are ~1.7 GiB, plus the previous half-size generation
- * while the last doubling copies. Far above what one appliance instance carries behind GWLB, far below 2^26.
+ * --max-flows cap. A full flow table costs ~133 bytes per flow (FLOW_BYTES_PER_FLOW_FIXED + buckets,
+ * src/flow/table.ts; GENEVE headers are interned per endpoint): 8,000,000 flows are ~1 GiB. Far above what one
+ * appliance instance carries behind GWLB, far below 2^26.
  */
 export const MAX_FLOWS_LIMIT = 8_000_000; // flows
 /** recvmmsg/sendmmsg batch cap (MAX_BATCH in native/gwlb_net.c): 1024 × 8640-byte slots = 8.4 MiB per worker. */
@@ -146,7 +146,7 @@ export const SETTINGS_SCHEMA = z.strictObject({
     max: MAX_FLOWS_LIMIT,
     unit: 'flows',
     default: 1_000_000,
-    description: 'Flow table cap across all workers; at the cap the least recently seen flow is evicted. A full table costs ~227 bytes per flow (1,000,000 ≈ 217 MiB).',
+    description: 'Flow table cap across all workers; at the cap the least recently seen flow is evicted. A full table costs ~133 bytes per flow (1,000,000 ≈ 127 MiB; tables are preallocated, pages commit as flows arrive).',
   }),
   flowIdleTcpS: int({ min: 1, max: 86_400, unit: 's', default: FLOW_IDLE_TCP_S, description: 'TCP flow idle timeout, seconds (GWLB default 350; set ≥ the GWLB setting).' }),
   flowIdleOtherS: int({ min: 1, max: 86_400, unit: 's', default: FLOW_IDLE_OTHER_S, description: 'UDP/other flow idle timeout, seconds (GWLB: 120).' }),
@@ -414,7 +414,8 @@ export function worstCaseMemory(
   total: number;
 } {
   const perWorkerFlows = Math.max(16, Math.ceil(s.maxFlows / s.workers)); // as worker-main.ts sizes the table
-  const flowTables = s.workers * (flowTableBytes(perWorkerFlows) + flowTableBytes(Math.ceil(perWorkerFlows / 2)));
+  // Preallocated at --max-flows (never grows): pages are committed only as flows are written.
+  const flowTables = s.workers * flowTableBytes(perWorkerFlows);
   const heldPackets = s.workers * s.maxHeldBytes;
   // Fragments waiting for their first fragment, and the tracker's 16 bytes per accepted fragment.
   const fragments = s.workers * (s.fragmentMemcapBytes + s.fragmentMaxDatagrams * s.fragmentMaxPerDatagram * 16);

@@ -341,20 +341,25 @@ export class PacketEngine {
 
     const flows = this.flows;
     // The key includes the GWLB endpoint id (0, 0 without the option): tenants' identical 5-tuples never meet.
-    let flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
+    // Passed as int32 (the table and the fragment tracker compare with >>> 0): a uint32 ≥ 2^31 is a double, and a
+    // double crossing a call that is not inlined is a heap number per packet.
+    const epHi = gh.endpointIdHi | 0;
+    const epLo = gh.endpointIdLo | 0;
+    let flow = flows.lookupOrCreate(pkt, epHi, epLo, nowMs);
     if (!flows.created && this.isNewConnection(flow)) {
       // Same endpoint and 5-tuple, new flow: GWLB renewed the cookie after its idle timeout, or a SYN reopened a
       // closed connection. The old verdict must not carry over: start the flow afresh (docs/architecture.md §2).
       bump(c, COUNTER.FLOW_RENEWALS);
       flows.remove(flow);
-      flow = flows.lookupOrCreate(pkt, gh.endpointIdHi, gh.endpointIdLo, nowMs);
+      flow = flows.lookupOrCreate(pkt, epHi, epLo, nowMs);
     }
     if (flows.created) {
       bump(c, COUNTER.FLOW_CREATIONS);
       if (gh.hasFlowCookie) flows.setCookie(flow, gh.flowCookie);
     }
     // docs/architecture.md §2: GWLB reuses a 5-tuple with a new cookie after its idle timeout: always keep the newest header.
-    flows.storeHeader(flow, buf, off, gh.headerLength, localAddr, gwlbAddr, gwlbPort);
+    // The cookie is kept per flow, the rest of the header once per distinct header (src/flow/header-pool.ts).
+    flows.storeHeader(flow, buf, off, gh.headerLength, localAddr, gwlbAddr, gwlbPort, gh.flowCookieOffset);
     flows.countPacket(flow, flows.direction, len - gh.headerLength);
 
     const ctx = this.ctx;
@@ -438,12 +443,13 @@ export class PacketEngine {
     }
   }
 
+  /** The endpoint id halves as int32 (see processOne). */
   private endpointHi(): number {
-    return this.gh.hasEndpointId ? this.gh.endpointIdHi : 0;
+    return this.gh.hasEndpointId ? this.gh.endpointIdHi | 0 : 0;
   }
 
   private endpointLo(): number {
-    return this.gh.hasEndpointId ? this.gh.endpointIdLo : 0;
+    return this.gh.hasEndpointId ? this.gh.endpointIdLo | 0 : 0;
   }
 
   /** Sends a copy of buf[off, off + len) through the tx list (behind what is queued there already). */
@@ -533,7 +539,7 @@ export class PacketEngine {
     if (decodeGeneve(h.data, 0, h.data.length, gh) !== 0) return true;
     if (decodeInner(h.data, gh.headerLength, h.data.length - gh.headerLength, gh.protocolType, pkt) !== 0) return true;
     if (pkt.protocol !== IP_PROTO.TCP || pkt.l4Offset < 0 || pkt.isFragment) return true;
-    if (this.flows.find(pkt, gh.endpointIdHi, gh.endpointIdLo) !== flow) return true;
+    if (this.flows.find(pkt, gh.endpointIdHi | 0, gh.endpointIdLo | 0) !== flow) return true;
     const dir = this.flows.direction;
     const r = this.content.onPacket(flow, dir, pkt, gh, h.data, 0, h.data.length, h.localAddr, h.gwlbAddr, h.gwlbPort, this.ctx.nowMs);
     if (r === CONTENT_RESULT.RELEASE) return true;
@@ -584,6 +590,26 @@ export class PacketEngine {
     }
   }
 
+  /**
+   * Shutdown (docs/operations.md, "Stopping"): every packet a packet stage still holds is decided now by the
+   * holding stage's fail mode, as when its hold budget runs out; what passes goes to txSend for the last flush.
+   */
+  releaseHolds(): void {
+    this.holds.expired(Infinity, this.holdBudgetOf, HOLD_CHECK);
+    this.decideHolds();
+  }
+
+  /** The flows in HOLD_CHECK ran out of hold budget: their holding stage's fail mode decides. */
+  private decideHolds(): void {
+    for (const { flow, stage } of HOLD_CHECK) {
+      const s = this.stages[stage];
+      const action = s?.onHoldExpired !== undefined ? s.onHoldExpired(flow) : ACTION.DROP;
+      this.flows.setVerdict(flow, action, -1);
+      if (action === ACTION.PASS || action === ACTION.ALERT) this.releaseHeld(flow);
+      else this.discardHeld(flow);
+    }
+  }
+
   /** Timer work: flow expiry (bounded), hold budgets, gauges. Fills txSend with anything released. */
   tick(nowMs: number): void {
     const c = this.counters;
@@ -592,13 +618,7 @@ export class PacketEngine {
     this.fragments.expire(nowMs);
     this.content.tick(nowMs);
     this.holds.expired(nowMs, this.holdBudgetOf, HOLD_CHECK);
-    for (const { flow, stage } of HOLD_CHECK) {
-      const s = this.stages[stage];
-      const action = s?.onHoldExpired !== undefined ? s.onHoldExpired(flow) : ACTION.DROP;
-      this.flows.setVerdict(flow, action, -1);
-      if (action === ACTION.PASS || action === ACTION.ALERT) this.releaseHeld(flow);
-      else this.discardHeld(flow);
-    }
+    this.decideHolds();
     c[COUNTER.FLOWS_ACTIVE] = this.flows.size;
     c[COUNTER.FLOW_EVICTIONS] = this.flows.evictions;
     c[COUNTER.HELD_PACKETS_NOW] = this.holds.packets;

@@ -62,8 +62,12 @@ function main(): void {
   const native = loadNative();
   const s = init.settings;
   const counters = init.counters;
+  const maxFlows = Math.max(16, Math.ceil(s.maxFlows / s.workers));
   const flows = new FlowTable({
-    maxFlows: Math.max(16, Math.ceil(s.maxFlows / s.workers)),
+    maxFlows,
+    // Preallocated: untouched pages cost no RSS, and a table that doubles leaves each old generation to the next
+    // full GC (measured in the running appliance: +116 MB at 1,000,000 flows, the 512k generation).
+    initialCapacity: maxFlows,
     tcpIdleMs: s.flowIdleTcpS * 1000,
     otherIdleMs: s.flowIdleOtherS * 1000,
   });
@@ -126,20 +130,21 @@ function main(): void {
     report(err);
   };
 
-  const drain = (): void => {
+  /** Receives, processes and sends up to MAX_BATCHES_PER_WAKE batches; true when more may be waiting. */
+  const drain = (): boolean => {
     for (let b = 0; b < MAX_BATCHES_PER_WAKE; b++) {
       let n: number;
       try {
         n = native.recvBatch(init.fd, rxBuf, SLOT_BYTES, HEADROOM_BYTES, batch, meta, stats);
       } catch (err) {
         fault(err);
-        return;
+        return false;
       }
       if (stats[0] !== 0) {
         bump(counters, COUNTER.KERNEL_RX_DROPS, stats[0] as number);
         stats[0] = 0;
       }
-      if (n === 0) return;
+      if (n === 0) return false;
       try {
         engine.processBatch(rxBuf, SLOT_BYTES, n, meta, performance.now());
       } catch (err) {
@@ -147,11 +152,12 @@ function main(): void {
       }
       flush(engine.txBuf, engine.txSend);
       flush(rxBuf, engine.rxSend);
-      if (n < batch) return;
+      if (n < batch) return false;
     }
+    return true;
   };
 
-  let poll: PollHandle | undefined = native.poll(init.fd, drain);
+  let poll: PollHandle | undefined = native.poll(init.fd, () => void drain());
   let ticks = 0;
   const timer = setInterval(() => {
     if (++ticks % STAGE_STATS_EVERY_TICKS === 0) {
@@ -184,10 +190,21 @@ function main(): void {
         fault(err);
       }
     } else if (msg.type === 'stop') {
-      // Stop receiving, send what is pending, leave.
+      // Stop (docs/operations.md, "Stopping"): no more wake-ups; the datagrams the socket had already received are
+      // still processed and sent (until the socket is empty, for at most half of --shutdown-grace-ms while traffic
+      // keeps coming), packets that stages hold are decided by their fail mode, the tx list is sent, then leave.
       poll?.close();
       poll = undefined;
       clearInterval(timer);
+      const until = performance.now() + s.shutdownGraceMs / 2;
+      while (drain() && performance.now() < until) {
+        // more batches were waiting
+      }
+      try {
+        engine.releaseHolds();
+      } catch (err) {
+        fault(err);
+      }
       flush(engine.txBuf, engine.txSend);
       // Content stages close their scanner connections; a stage that does not stop in time is not waited for.
       void Promise.race([chain.stop(), new Promise((r) => setTimeout(r, STAGE_STOP_MS).unref())]).finally(() => port.close()); // the main thread sees the worker's exit

@@ -12,22 +12,27 @@
  *   Measured with 1,000,000 flows, random order, on this 2-core VM: find() costs the same either way
  *   (~500 ns, dominated by two dependent cache/TLB misses), lookup() with its LRU move ~20 % less than with
  *   one array per field (~500 vs ~640 ns).
- * - Every other field is struct-of-arrays (public typed arrays: action, ruleId, counters, header slots …).
+ * - Every other field is struct-of-arrays (public typed arrays: action, ruleId, counters, cookie …), each as
+ *   narrow as its range allows: times are whole ms since the table's base in 32 bits (rebased every ~12 days),
+ *   packet counters 32 bits (modulo 2^32), byte counters and flow ids 64-bit floats.
  *
  *   buckets[hash & mask] ─> flow + 1 ─chain─> flow ─> -1         (chained hash index, load factor ≤ 0.5)
  *   listHead[class] ─> oldest ⇄ … ⇄ newest <─ listTail[class]   (intrusive LRU lists, links in the records)
  *
- * Memory: storage starts at `initialCapacity` flows and doubles up to `maxFlows` (the hard cap), so a table
- * configured for 1,000,000 flows costs little while idle. Each storage generation is one ArrayBuffer that every
- * array is a view of: a generation is larger than any freed before it, so the allocator maps it fresh and unmaps
- * it when freed, instead of keeping freed arrays in the heap (27 MB of RSS at 1,000,000 flows when each field
- * had its own buffer). A generation starts zero-filled and untouched pages are not committed (empty buckets are
- * 0, so nothing is filled up front): even initialCapacity = maxFlows costs RSS only for the flows written
- * (bench: +0.1 MB for an empty 1,000,000-flow table). ~227 bytes per flow with the default 64-byte header slot
- * (FLOW_BYTES_PER_FLOW_FIXED + slot + buckets; flowTableBytes computes it);
- * the bench measures 1,000,000 flows at ~280 MB RSS for the whole process. Arrays are
- * *replaced* when the table grows: read fields through the table each time (`table.action[flow]`), never keep a
- * reference to an array across a lookupOrCreate.
+ * Memory: storage starts at `initialCapacity` flows and doubles up to `maxFlows` (the hard cap). Each storage
+ * generation is one ArrayBuffer that every array is a view of: a generation is larger than any freed before it,
+ * so the allocator maps it fresh and unmaps it when freed, instead of keeping freed arrays in the heap (27 MB of
+ * RSS at 1,000,000 flows when each field had its own buffer). A generation starts zero-filled and untouched
+ * pages are not committed (empty buckets are 0, so nothing is filled up front): initialCapacity = maxFlows costs
+ * RSS only for the flows written (bench: +0.1 MB for an empty 1,000,000-flow table), which is what the workers
+ * use — a freed generation is unmapped only when V8 collects its ArrayBuffer, and in the running appliance the
+ * half-size generation was still mapped at 1,000,000 flows (+116 MB). ~133 bytes per flow
+ * (FLOW_BYTES_PER_FLOW_FIXED + buckets; flowTableBytes adds the header pool). Measured with
+ * `node scripts/bench.mjs --only memory` (one worker, 1,000,000 distinct UDP flows): +143 MB of RSS over idle,
+ * 150 B/flow — the table, the firewall's 5 bytes per decided flow and the packet buffers that traffic touches
+ * (~11 MB); before this layout and the preallocation it was +350 MB. Arrays are *replaced* when the table grows:
+ * read fields through the table each time (`table.action[flow]`), never keep a reference to an array across a
+ * lookupOrCreate.
  *
  * Idle timeouts (docs/architecture.md §2): our flows must outlive GWLB's, or a flow GWLB still considers alive would come
  * back to us as a "new" midstream flow; the defaults equal GWLB's (TCP 350 s, everything else 120 s).
@@ -50,16 +55,21 @@
  * Fragments: see key.ts. A non-first fragment would be keyed by (protocol, addresses, ports 0), never its 5-tuple
  * flow; the data plane sends it to the fragment tracker (src/flow/fragments.ts) instead of this table.
  *
- * GENEVE headers: each flow has a fixed slot of `maxHeaderBytes` (default 64; GWLB's header is 40 bytes).
- * A longer header (RFC 8926 allows up to 260 bytes) goes to a bounded overflow pool of 260-byte slots that
- * grows by doubling up to `maxOverflowHeaders`. When that pool is full the flow's header is dropped (length 0,
- * counted in headerOverflows) rather than left stale: originating a packet with an old flow cookie is wrong.
+ * GENEVE headers (up to 260 bytes, RFC 8926): GWLB's header differs between the flows of one endpoint only in
+ * the flow cookie, so the bytes are interned once per distinct header in a bounded, reference-counted pool
+ * (header-pool.ts, at most `maxHeaderTemplates`) with the outer addresses they came with, and each flow keeps
+ * a template index, its cookie and GWLB's source port: copyHeader gives back exactly the bytes of the newest
+ * header. When the pool is full a new header is dropped (length 0, counted in headerOverflows) rather than the
+ * old one left in place: originating a packet with an old flow cookie is wrong.
  */
 import { randomInt } from 'node:crypto';
 import type { InnerPacket } from '../packet/types.js';
 import { IP_PROTO } from '../packet/types.js';
 import { ACTION, DIRECTION, type Action, type Direction, type FlowAccess } from '../pipeline/stage.js';
 import { effectiveDstPort, effectiveSrcPort, flowHash } from './key.js';
+import { FLOW_MAX_HEADER_TEMPLATES, GENEVE_MAX_HEADER_BYTES, HeaderPool, headerPoolBytes } from './header-pool.js';
+
+export { FLOW_MAX_HEADER_TEMPLATES, GENEVE_MAX_HEADER_BYTES };
 
 /** GWLB's default TCP idle timeout (configurable 60–6000 s on GWLB). */
 export const FLOW_IDLE_TCP_MS = 350_000; // 350 s
@@ -70,15 +80,13 @@ export const FLOW_IDLE_CLOSED_MS = 10_000; // 10 s
 /** Shortest closed timeout we accept: late retransmissions must still match. */
 export const FLOW_IDLE_CLOSED_MIN_MS = 2_000; // 2 s
 export const FLOW_INITIAL_CAPACITY = 4096; // flows
-/** Per-flow header slot. GWLB's GENEVE header is 40 bytes (8 base + 32 of AWS options). */
-export const FLOW_HEADER_SLOT_BYTES = 64;
-/** RFC 8926 §3.4: Opt Len is 6 bits of 4-byte words, so a GENEVE header is at most 8 + 63 × 4 bytes. */
-export const GENEVE_MAX_HEADER_BYTES = 260;
-/** GENEVE base header (RFC 8926 §3.4): the smallest header slot that makes sense. */
-export const GENEVE_BASE_HEADER_BYTES = 8;
-/** Overflow pool cap for headers longer than the slot: 4096 × 260 B ≈ 1 MiB. */
-export const FLOW_MAX_OVERFLOW_HEADERS = 4096;
-const OVERFLOW_INITIAL_SLOTS = 16;
+/**
+ * Times are kept as whole ms since the table's base (Uint32). When the clock is this far past the base, the base
+ * moves up to FLOW_TIME_REBASE_KEEP_MS before now (O(flows), once every ~12 days): 2^31 ms ≈ 24.8 days.
+ */
+const FLOW_TIME_REBASE_AT_MS = 2 ** 31;
+/** After a rebase the base is this far behind now: 2^30 ms ≈ 12.4 days; older times read as the base. */
+const FLOW_TIME_REBASE_KEEP_MS = 2 ** 30;
 /** Upper bound on maxFlows: keeps every record offset (index × 16 words) within int32 arithmetic. */
 export const FLOW_TABLE_MAX_FLOWS_LIMIT = 1 << 26;
 
@@ -128,10 +136,8 @@ export interface FlowTableOptions {
   closedIdleMs?: number;
   /** Flows allocated up front; storage doubles from here up to maxFlows. Default 4096 (clamped to maxFlows). */
   initialCapacity?: number;
-  /** Per-flow GENEVE header slot, bytes (8–260). Default 64. */
-  maxHeaderBytes?: number;
-  /** Headers longer than the slot that can be kept at once. Default 4096 (≈ 1 MiB). */
-  maxOverflowHeaders?: number;
+  /** Distinct GENEVE headers (cookie aside) kept at once, header-pool.ts. Default 16,384 (≤ 4 MiB). */
+  maxHeaderTemplates?: number;
   /** Hash seed; default random per table (keeps outsiders from aiming flows at one bucket). */
   seed?: number;
 }
@@ -160,18 +166,19 @@ const R_ENDPOINT_HI = 14;
 const R_ENDPOINT_LO = 15;
 
 /**
- * Bytes per flow of every per-flow array except the header slot: the 64-byte record, 8 × 64-bit fields (flow
- * id, created, last seen ×2, packets ×2, bytes ×2), 5 × 32-bit (cookie, two outer addresses, rule, overflow
- * slot), 2 × 16-bit (outer port, header length) and 3 × 8-bit (action, TCP state, flags).
+ * Bytes per flow of every per-flow array: the 64-byte record, 3 × 64-bit fields (flow id, bytes ×2), 8 × 32-bit
+ * (created, last seen ×2, packets ×2, cookie, rule, header template), 1 × 16-bit (outer port) and 3 × 8-bit
+ * (action, TCP state, flags). Hash buckets come on top (flowTableBytes).
  */
-export const FLOW_BYTES_PER_FLOW_FIXED = REC_WORDS * 4 + 8 * 8 + 5 * 4 + 2 * 2 + 3;
+export const FLOW_BYTES_PER_FLOW_FIXED = REC_WORDS * 4 + 3 * 8 + 8 * 4 + 2 + 3;
 
 /**
- * Storage bytes of a full table of `flows` flows with `slotBytes` header slots (buckets included): what
- * --max-flows commits at worst (growing briefly holds the previous, half-size generation as well).
+ * Storage bytes of a full table of `flows` flows: per-flow arrays, hash buckets and a full header pool (~4.6 MiB
+ * at the default FLOW_MAX_HEADER_TEMPLATES). A table created with initialCapacity = maxFlows (as the workers
+ * do) never holds more; one that grows briefly holds the previous, half-size generation as well.
  */
-export function flowTableBytes(flows: number, slotBytes: number = FLOW_HEADER_SLOT_BYTES): number {
-  return flows * (FLOW_BYTES_PER_FLOW_FIXED + slotBytes) + bucketCountFor(flows) * 4;
+export function flowTableBytes(flows: number): number {
+  return flows * FLOW_BYTES_PER_FLOW_FIXED + bucketCountFor(flows) * 4 + headerPoolBytes();
 }
 
 /** Every array of one storage generation, all views of one ArrayBuffer. */
@@ -179,30 +186,26 @@ interface Storage {
   rec: Uint32Array;
   recI: Int32Array;
   flowId: Float64Array;
-  createdMs: Float64Array;
-  lastSeenMs: Float64Array;
-  packets: Float64Array;
   bytes: Float64Array;
+  createdAt: Uint32Array;
+  lastSeen: Uint32Array;
+  packets: Uint32Array;
   flowCookie: Uint32Array;
-  gwlbAddr: Uint32Array;
-  localAddr: Uint32Array;
   ruleId: Int32Array;
-  headerOverflow: Int32Array;
+  headerRef: Int32Array;
   /** First flow of each chain plus one: 0 is empty, so a fresh (zeroed, not yet touched) page needs no fill. */
   buckets: Int32Array;
   gwlbPort: Uint16Array;
-  headerLen: Uint16Array;
   action: Uint8Array;
   tcpState: Uint8Array;
   flags: Uint8Array;
-  headerSlots: Uint8Array;
 }
 
 type ViewCtor<T> = { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number };
 
 /** Carves a generation for `cap` flows out of one ArrayBuffer, widest elements first so every view is aligned. */
-function allocateStorage(cap: number, slotBytes: number, bucketCount: number): Storage {
-  const bytes = cap * FLOW_BYTES_PER_FLOW_FIXED + cap * slotBytes + bucketCount * 4;
+function allocateStorage(cap: number, bucketCount: number): Storage {
+  const bytes = cap * FLOW_BYTES_PER_FLOW_FIXED + bucketCount * 4;
   const buffer = new ArrayBuffer(bytes);
   let off = 0;
   const take = <T>(ctor: ViewCtor<T>, length: number): T => {
@@ -215,22 +218,18 @@ function allocateStorage(cap: number, slotBytes: number, bucketCount: number): S
     rec,
     recI: new Int32Array(buffer, 0, cap * REC_WORDS),
     flowId: take(Float64Array, cap),
-    createdMs: take(Float64Array, cap),
-    lastSeenMs: take(Float64Array, cap * 2),
-    packets: take(Float64Array, cap * 2),
     bytes: take(Float64Array, cap * 2),
+    createdAt: take(Uint32Array, cap),
+    lastSeen: take(Uint32Array, cap * 2),
+    packets: take(Uint32Array, cap * 2),
     flowCookie: take(Uint32Array, cap),
-    gwlbAddr: take(Uint32Array, cap),
-    localAddr: take(Uint32Array, cap),
     ruleId: take(Int32Array, cap),
-    headerOverflow: take(Int32Array, cap),
+    headerRef: take(Int32Array, cap),
     buckets: take(Int32Array, bucketCount),
     gwlbPort: take(Uint16Array, cap),
-    headerLen: take(Uint16Array, cap),
     action: take(Uint8Array, cap),
     tcpState: take(Uint8Array, cap),
     flags: take(Uint8Array, cap),
-    headerSlots: take(Uint8Array, cap * slotBytes),
   };
   if (off !== bytes) throw new Error(`flow table layout: carved ${off} of ${bytes} bytes`);
   return s;
@@ -271,8 +270,6 @@ export class FlowTable implements FlowAccess {
   readonly tcpIdleMs: number;
   readonly otherIdleMs: number;
   readonly closedIdleMs: number;
-  readonly maxHeaderBytes: number;
-  readonly maxOverflowHeaders: number;
   readonly seed: number;
 
   /** Called for every removal (expiry, eviction, remove) with the flow's fields still readable; the index is
@@ -293,23 +290,19 @@ export class FlowTable implements FlowAccess {
   creations = 0;
   /** Explicit remove() calls that removed a flow. */
   removals = 0;
-  /** Headers that could not be kept because the overflow pool was full. */
+  /** Headers that could not be kept because every header template was in use (header-pool.ts). */
   headerOverflows = 0;
 
   // ---- per-flow fields, public (index = flow unless noted); replaced when the table grows ----------------
   /** Unique per table, increasing from 1 (safe integer for logs). */
   flowId!: Float64Array;
-  createdMs!: Float64Array;
-  /** Per direction at [flow * 2 + direction]; a direction with no packet yet holds createdMs. */
-  lastSeenMs!: Float64Array;
+  /** Per direction at [flow * 2 + direction] (countPacket), modulo 2^32 (4.3 G packets). */
+  packets!: Uint32Array;
   /** Per direction at [flow * 2 + direction] (countPacket). */
-  packets!: Float64Array;
   bytes!: Float64Array;
-  /** GWLB flow cookie (TLV type 3); 0 until setCookie. */
+  /** GWLB flow cookie (TLV type 3): from setCookie, and from each header storeHeader keeps that has one. */
   flowCookie!: Uint32Array;
-  /** Outer addresses the newest header came with (host order of significance, as native.ts). */
-  gwlbAddr!: Uint32Array;
-  localAddr!: Uint32Array;
+  /** Outer UDP source port of the newest header (GWLB's port; per flow, not part of the header template). */
   gwlbPort!: Uint16Array;
   /** ACTION from pipeline/stage.ts; NONE until a verdict. */
   action!: Uint8Array;
@@ -324,10 +317,15 @@ export class FlowTable implements FlowAccess {
   private rec!: Uint32Array;
   private recI!: Int32Array;
   private buckets!: Int32Array;
-  private headerLen!: Uint16Array;
-  private headerSlots!: Uint8Array;
-  /** Overflow pool slot holding the flow's header, -1 when it is in the flow's own slot. */
-  private headerOverflow!: Int32Array;
+  /** Whole ms since baseMs (createdMsOf, lastSeenMsOf). */
+  private createdAt!: Uint32Array;
+  /** Per direction at [flow * 2 + direction]; a direction with no packet yet holds the creation time. */
+  private lastSeen!: Uint32Array;
+  /** The flow's header template in `headers`, -1 when it has no header. */
+  private headerRef!: Int32Array;
+  private readonly headers: HeaderPool;
+  /** Time origin of `created` / `lastSeen`, whole ms; NaN until the first clock reading. */
+  private baseMs = NaN;
   private bucketMask = 0;
   private readonly listHead = new Int32Array([-1, -1, -1, -1, -1]);
   private readonly listTail = new Int32Array([-1, -1, -1, -1, -1]);
@@ -340,55 +338,39 @@ export class FlowTable implements FlowAccess {
   private clockMs = -Infinity;
   private inCallback = false;
 
-  private ovfPool = new Uint8Array(0);
-  private ovfFree = new Int32Array(0);
-  private ovfFreeTop = 0;
-  private ovfHighWater = 0;
-  private ovfCapacity = 0;
-  private ovfCount = 0;
 
   constructor(opts: FlowTableOptions) {
     this.maxFlows = checkInt('maxFlows', opts.maxFlows, 1, FLOW_TABLE_MAX_FLOWS_LIMIT);
     this.tcpIdleMs = checkMs('tcpIdleMs', opts.tcpIdleMs ?? FLOW_IDLE_TCP_MS, 1);
     this.otherIdleMs = checkMs('otherIdleMs', opts.otherIdleMs ?? FLOW_IDLE_OTHER_MS, 1);
     this.closedIdleMs = checkMs('closedIdleMs', opts.closedIdleMs ?? FLOW_IDLE_CLOSED_MS, FLOW_IDLE_CLOSED_MIN_MS);
-    this.maxHeaderBytes = checkInt(
-      'maxHeaderBytes',
-      opts.maxHeaderBytes ?? FLOW_HEADER_SLOT_BYTES,
-      GENEVE_BASE_HEADER_BYTES,
-      GENEVE_MAX_HEADER_BYTES,
-    );
-    this.maxOverflowHeaders = checkInt('maxOverflowHeaders', opts.maxOverflowHeaders ?? FLOW_MAX_OVERFLOW_HEADERS, 0, 1 << 20);
+    this.headers = new HeaderPool(checkInt('maxHeaderTemplates', opts.maxHeaderTemplates ?? FLOW_MAX_HEADER_TEMPLATES, 1, 1 << 20));
     this.seed = opts.seed === undefined ? randomInt(0x1_0000_0000) : checkInt('seed', opts.seed, 0, 0xffff_ffff);
     const initial = checkInt('initialCapacity', opts.initialCapacity ?? FLOW_INITIAL_CAPACITY, 1, FLOW_TABLE_MAX_FLOWS_LIMIT);
     this.timeoutMs[FLOW_CLASS.TCP] = this.tcpIdleMs;
     this.timeoutMs[FLOW_CLASS.OTHER] = this.otherIdleMs;
     this.timeoutMs[FLOW_CLASS.CLOSED] = this.closedIdleMs;
     this.capacity = Math.min(initial, this.maxFlows);
-    this.adopt(allocateStorage(this.capacity, this.maxHeaderBytes, bucketCountFor(this.capacity)));
+    this.adopt(allocateStorage(this.capacity, bucketCountFor(this.capacity)));
   }
 
   private adopt(s: Storage): void {
     this.rec = s.rec;
     this.recI = s.recI;
     this.flowId = s.flowId;
-    this.createdMs = s.createdMs;
-    this.lastSeenMs = s.lastSeenMs;
-    this.packets = s.packets;
     this.bytes = s.bytes;
+    this.createdAt = s.createdAt;
+    this.lastSeen = s.lastSeen;
+    this.packets = s.packets;
     this.flowCookie = s.flowCookie;
-    this.gwlbAddr = s.gwlbAddr;
-    this.localAddr = s.localAddr;
     this.ruleId = s.ruleId;
-    this.headerOverflow = s.headerOverflow;
+    this.headerRef = s.headerRef;
     this.buckets = s.buckets;
     this.bucketMask = s.buckets.length - 1;
     this.gwlbPort = s.gwlbPort;
-    this.headerLen = s.headerLen;
     this.action = s.action;
     this.tcpState = s.tcpState;
     this.flags = s.flags;
-    this.headerSlots = s.headerSlots;
   }
 
   // ---- lookup ----------------------------------------------------------------------------------------------
@@ -478,14 +460,35 @@ export class FlowTable implements FlowAccess {
     return -1;
   }
 
+  /** Raises the clock to nowMs; returns it as whole ms since baseMs (what `created` / `lastSeen` hold). */
   private advanceClock(nowMs: number): number {
     if (nowMs > this.clockMs) this.clockMs = nowMs;
-    return this.clockMs;
+    if (this.baseMs !== this.baseMs) this.baseMs = Math.floor(this.clockMs);
+    const rel = this.clockMs - this.baseMs;
+    if (rel >= FLOW_TIME_REBASE_AT_MS) this.rebase();
+    return Math.floor(this.clockMs - this.baseMs);
+  }
+
+  /** Moves baseMs up so the clock fits 32 bits again; times before the new base read as the base. */
+  private rebase(): void {
+    const next = Math.floor(this.clockMs) - FLOW_TIME_REBASE_KEEP_MS;
+    const shift = next - this.baseMs;
+    this.baseMs = next;
+    const created = this.createdAt;
+    const seen = this.lastSeen;
+    for (let f = 0; f < this.highWater; f++) {
+      const c = created[f] as number;
+      created[f] = c > shift ? c - shift : 0;
+      const a = seen[f << 1] as number;
+      seen[f << 1] = a > shift ? a - shift : 0;
+      const b = seen[(f << 1) + 1] as number;
+      seen[(f << 1) + 1] = b > shift ? b - shift : 0;
+    }
   }
 
   private touch(f: number, dir: Direction, nowMs: number): void {
     const now = this.advanceClock(nowMs);
-    this.lastSeenMs[(f << 1) + dir] = now;
+    this.lastSeen[(f << 1) + dir] = now;
     const cls = this.classBits(f);
     if (this.listTail[cls] !== f) {
       this.unlinkLru(f, cls);
@@ -531,23 +534,20 @@ export class FlowTable implements FlowAccess {
 
     const p = f << 1;
     this.flowId[f] = this.nextFlowId++;
-    this.createdMs[f] = now;
-    this.lastSeenMs[p] = now;
-    this.lastSeenMs[p + 1] = now;
+    this.createdAt[f] = now;
+    this.lastSeen[p] = now;
+    this.lastSeen[p + 1] = now;
     this.packets[p] = 0;
     this.packets[p + 1] = 0;
     this.bytes[p] = 0;
     this.bytes[p + 1] = 0;
     this.flowCookie[f] = 0;
-    this.gwlbAddr[f] = 0;
-    this.localAddr[f] = 0;
     this.gwlbPort[f] = 0;
     this.action[f] = ACTION.NONE;
     this.ruleId[f] = -1;
     this.tcpState[f] = 0;
     this.flags[f] = 0;
-    this.headerLen[f] = 0;
-    this.headerOverflow[f] = -1;
+    this.headerRef[f] = -1;
 
     this.size++;
     this.creations++;
@@ -600,12 +600,27 @@ export class FlowTable implements FlowAccess {
     this.tcpState[flow] = state;
   }
 
-  /** Last packet in either direction, ms. */
+  /** Last packet in either direction, ms (whole ms of the table's clock, which started at its first nowMs). */
   lastSeenOf(flow: number): number {
     // The table's clock never goes back, so the later of the two directions is the flow's last packet.
+    return this.baseMs + this.lastSeenRel(flow);
+  }
+
+  /** Last packet in `dir`, ms; the creation time while that direction has sent nothing. */
+  lastSeenMsOf(flow: number, dir: Direction): number {
+    return this.baseMs + (this.lastSeen[(flow << 1) + dir] as number);
+  }
+
+  /** When the flow was created, ms (flows older than ~12 days may read younger: see FLOW_TIME_REBASE_KEEP_MS). */
+  createdMsOf(flow: number): number {
+    return this.baseMs + (this.createdAt[flow] as number);
+  }
+
+  /** lastSeenOf relative to baseMs. */
+  private lastSeenRel(flow: number): number {
     const p = flow << 1;
-    const a = this.lastSeenMs[p] as number;
-    const b = this.lastSeenMs[p + 1] as number;
+    const a = this.lastSeen[p] as number;
+    const b = this.lastSeen[p + 1] as number;
     return a > b ? a : b;
   }
 
@@ -672,9 +687,9 @@ export class FlowTable implements FlowAccess {
     this.setClass(flow, FLOW_CLASS.CLOSED);
     // Insert by last-seen so the list stays ordered even when the flow is closed from a timer, long after its
     // last packet; normally it is the newest and this is O(1).
-    const seen = this.lastSeenOf(flow);
+    const seen = this.lastSeenRel(flow);
     let after = this.listTail[FLOW_CLASS.CLOSED] as number;
-    while (after >= 0 && this.lastSeenOf(after) > seen) after = this.recI[(after << REC_SHIFT) + R_PREV] as number;
+    while (after >= 0 && this.lastSeenRel(after) > seen) after = this.recI[(after << REC_SHIFT) + R_PREV] as number;
     this.insertLruAfter(flow, FLOW_CLASS.CLOSED, after);
   }
 
@@ -704,7 +719,7 @@ export class FlowTable implements FlowAccess {
       const timeout = this.timeoutMs[cls] as number;
       while (done < maxWork) {
         const f = this.listHead[cls] as number;
-        if (f < 0 || now - this.lastSeenOf(f) <= timeout) break;
+        if (f < 0 || now - this.lastSeenRel(f) <= timeout) break;
         this.expirations++;
         done++;
         this.removeInternal(f);
@@ -719,7 +734,7 @@ export class FlowTable implements FlowAccess {
     for (let i = 0; i < LIST_ORDER.length; i++) {
       const f = this.listHead[LIST_ORDER[i] as number] as number;
       if (f < 0) continue;
-      const seen = this.lastSeenOf(f);
+      const seen = this.lastSeenRel(f);
       if (seen < oldest) {
         oldest = seen;
         victim = f;
@@ -751,8 +766,7 @@ export class FlowTable implements FlowAccess {
       if (cb !== undefined) cb(f);
     } finally {
       this.inCallback = false;
-      this.releaseOverflow(f);
-      this.headerLen[f] = 0;
+      this.releaseHeader(f);
       this.setClass(f, FLOW_CLASS.FREE);
       recI[r + R_NEXT] = this.freeHead;
       this.freeHead = f;
@@ -762,134 +776,101 @@ export class FlowTable implements FlowAccess {
   // ---- GENEVE header ---------------------------------------------------------------------------------------
 
   /**
-   * Keeps buf[off, off + len) as the flow's newest GENEVE header, with the outer addresses it came with
+   * Keeps buf[off, off + len) as the flow's newest GENEVE header, with the outer addresses and port it came with
    * (docs/architecture.md §2: GWLB reuses a 5-tuple with a new flow cookie, so always refresh from the newest packet).
-   * Returns false when the header is longer than the slot and the overflow pool is full: the flow then has no
-   * header (headerLength 0) and cannot originate packets until a header fits again.
+   * cookieAt: offset of the flow cookie option's 4 data bytes within the header (-1: none); those bytes become
+   * flowCookie and the rest is interned in the header pool (header-pool.ts), once per distinct header.
+   * Returns false when the header is new and the pool is full: the flow then has no header (headerLength 0)
+   * and cannot originate packets until a header fits again.
    */
-  storeHeader(flow: number, buf: Uint8Array, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number): boolean {
+  storeHeader(flow: number, buf: Uint8Array, off: number, len: number, localAddr: number, gwlbAddr: number, gwlbPort: number, cookieAt = -1): boolean {
     this.checkLive(flow);
-    if (!(len >= 0 && len <= GENEVE_MAX_HEADER_BYTES && off >= 0 && off + len <= buf.length)) {
-      throw new FlowTableError(FLOW_TABLE_ERROR.RANGE, `header [${off}, +${len}) outside buffer or over ${GENEVE_MAX_HEADER_BYTES} bytes`);
+    if (!(len >= 0 && len <= GENEVE_MAX_HEADER_BYTES && off >= 0 && off + len <= buf.length && cookieAt >= -1 && cookieAt + 4 <= len)) {
+      throw new FlowTableError(FLOW_TABLE_ERROR.RANGE, `header [${off}, +${len}) (cookie at ${cookieAt}) outside buffer or over ${GENEVE_MAX_HEADER_BYTES} bytes`);
     }
-    this.localAddr[flow] = localAddr;
-    this.gwlbAddr[flow] = gwlbAddr;
     this.gwlbPort[flow] = gwlbPort;
-    let dst: Uint8Array;
-    let at: number;
-    if (len <= this.maxHeaderBytes) {
-      this.releaseOverflow(flow);
-      dst = this.headerSlots;
-      at = flow * this.maxHeaderBytes;
-    } else {
-      let slot = this.headerOverflow[flow] as number;
-      if (slot < 0) {
-        slot = this.allocOverflow();
-        if (slot < 0) {
-          this.headerLen[flow] = 0;
-          this.headerOverflows++;
-          return false;
-        }
-        this.headerOverflow[flow] = slot;
+    const pool = this.headers;
+    const t = this.headerRef[flow] as number;
+    if (!(t >= 0 && pool.matches(t, buf, off, len, cookieAt, localAddr, gwlbAddr))) {
+      // Release first: a flow that was the last user of its template frees room for its new header.
+      if (t >= 0) pool.release(t);
+      const n = pool.acquire(buf, off, len, cookieAt, localAddr, gwlbAddr);
+      this.headerRef[flow] = n;
+      if (n < 0) {
+        this.headerOverflows++;
+        return false;
       }
-      dst = this.ovfPool;
-      at = slot * GENEVE_MAX_HEADER_BYTES;
     }
-    // A byte loop: 40 bytes copy faster than creating the subarray view that TypedArray.set would need.
-    for (let i = 0; i < len; i++) dst[at + i] = buf[off + i] as number;
-    this.headerLen[flow] = len;
+    if (cookieAt >= 0) {
+      const c = off + cookieAt;
+      this.flowCookie[flow] = (((buf[c] as number) << 24) | ((buf[c + 1] as number) << 16) | ((buf[c + 2] as number) << 8) | (buf[c + 3] as number)) >>> 0;
+    }
     return true;
   }
 
   /** Length of the flow's stored header, 0 when none. */
   headerLength(flow: number): number {
-    return this.headerLen[flow] as number;
+    const t = this.headerRef[flow] as number;
+    return t < 0 ? 0 : this.headers.lengthOf(t);
   }
 
   /** Copies the flow's newest header to target[targetOff ...]; returns the bytes written (0 when none). */
   copyHeader(flow: number, target: Uint8Array, targetOff: number): number {
-    const len = this.headerLen[flow] as number;
+    const t = this.headerRef[flow] as number;
+    const len = t < 0 ? 0 : this.headers.lengthOf(t);
     if (!(targetOff >= 0 && targetOff + len <= target.length)) {
       throw new FlowTableError(FLOW_TABLE_ERROR.RANGE, `header of ${len} bytes does not fit at ${targetOff}`);
     }
-    const slot = this.headerOverflow[flow] as number;
-    const src = slot < 0 ? this.headerSlots : this.ovfPool;
-    const at = slot < 0 ? flow * this.maxHeaderBytes : slot * GENEVE_MAX_HEADER_BYTES;
-    for (let i = 0; i < len; i++) target[targetOff + i] = src[at + i] as number;
-    return len;
+    if (t < 0) return 0;
+    return this.headers.copy(t, this.flowCookie[flow] as number, target, targetOff);
   }
 
+  /** Our address the newest header was sent to (0 when the flow has no header). */
   localAddrOf(flow: number): number {
-    return this.localAddr[flow] as number;
+    const t = this.headerRef[flow] as number;
+    return t < 0 ? 0 : this.headers.localAddrOf(t);
   }
 
+  /** The GWLB address the newest header came from (0 when the flow has no header). */
   gwlbAddrOf(flow: number): number {
-    return this.gwlbAddr[flow] as number;
+    const t = this.headerRef[flow] as number;
+    return t < 0 ? 0 : this.headers.gwlbAddrOf(t);
   }
 
   gwlbPortOf(flow: number): number {
     return this.gwlbPort[flow] as number;
   }
 
-  /** Headers currently kept in the overflow pool. */
-  get overflowHeaders(): number {
-    return this.ovfCount;
+  /** Distinct headers kept (header-pool.ts templates in use). */
+  get headerTemplates(): number {
+    return this.headers.size;
   }
 
-  private allocOverflow(): number {
-    let slot: number;
-    if (this.ovfFreeTop > 0) {
-      slot = this.ovfFree[--this.ovfFreeTop] as number;
-    } else {
-      if (this.ovfHighWater === this.ovfCapacity) {
-        if (this.ovfCapacity >= this.maxOverflowHeaders) return -1;
-        const cap = Math.min(Math.max(this.ovfCapacity * 2, OVERFLOW_INITIAL_SLOTS), this.maxOverflowHeaders);
-        const pool = new Uint8Array(cap * GENEVE_MAX_HEADER_BYTES);
-        pool.set(this.ovfPool);
-        this.ovfPool = pool;
-        const free = new Int32Array(cap);
-        free.set(this.ovfFree);
-        this.ovfFree = free;
-        this.ovfCapacity = cap;
-      }
-      slot = this.ovfHighWater++;
-    }
-    this.ovfCount++;
-    return slot;
-  }
-
-  private releaseOverflow(f: number): void {
-    const slot = this.headerOverflow[f] as number;
-    if (slot < 0) return;
-    this.headerOverflow[f] = -1;
-    this.ovfFree[this.ovfFreeTop++] = slot;
-    this.ovfCount--;
+  private releaseHeader(f: number): void {
+    const t = this.headerRef[f] as number;
+    if (t < 0) return;
+    this.headerRef[f] = -1;
+    this.headers.release(t);
   }
 
   // ---- storage -----------------------------------------------------------------------------------------------
 
   /** Copies every field into a new, larger generation and re-indexes (O(size); rare: log2(maxFlows) times). */
   private grow(cap: number): void {
-    const old = this.capacity;
-    const slot = this.maxHeaderBytes;
-    const next = allocateStorage(cap, slot, bucketCountFor(cap));
+    const next = allocateStorage(cap, bucketCountFor(cap));
     next.rec.set(this.rec);
     next.flowId.set(this.flowId);
-    next.createdMs.set(this.createdMs);
-    next.lastSeenMs.set(this.lastSeenMs);
-    next.packets.set(this.packets);
     next.bytes.set(this.bytes);
+    next.createdAt.set(this.createdAt);
+    next.lastSeen.set(this.lastSeen);
+    next.packets.set(this.packets);
     next.flowCookie.set(this.flowCookie);
-    next.gwlbAddr.set(this.gwlbAddr);
-    next.localAddr.set(this.localAddr);
     next.ruleId.set(this.ruleId);
-    next.headerOverflow.set(this.headerOverflow);
+    next.headerRef.set(this.headerRef);
     next.gwlbPort.set(this.gwlbPort);
-    next.headerLen.set(this.headerLen);
     next.action.set(this.action);
     next.tcpState.set(this.tcpState);
     next.flags.set(this.flags);
-    next.headerSlots.set(this.headerSlots.subarray(0, old * slot));
     this.adopt(next);
     this.capacity = cap;
     const buckets = this.buckets;

@@ -173,6 +173,7 @@ export function decodeGeneve(buf: Buffer, off: number, len: number, out: GeneveH
   out.attachmentIdLo = 0;
   out.hasFlowCookie = false;
   out.flowCookie = 0;
+  out.flowCookieOffset = -1;
   out.unknownOptionCount = 0;
 
   if (len < GENEVE_FIXED_HEADER_LENGTH) return failed(out, GENEVE_ANOMALY.TOO_SHORT);
@@ -222,6 +223,7 @@ export function decodeGeneve(buf: Buffer, off: number, len: number, out: GeneveH
       if (dataLength !== AWS_FLOW_COOKIE_LENGTH) return failed(out, GENEVE_ANOMALY.AWS_OPTION_BAD_LENGTH);
       out.hasFlowCookie = true;
       out.flowCookie = ((((buf[data] as number) << 24) | ((buf[data + 1] as number) << 16) | ((buf[data + 2] as number) << 8) | (buf[data + 3] as number)) >>> 0);
+      out.flowCookieOffset = data - off;
     } else {
       out.unknownOptionCount++;
       // §3.5: "If a receiving tunnel endpoint encounters an option with this bit set that it does not

@@ -31,6 +31,8 @@ export interface GeneveHeader {
   /** AWS option type 3: flow cookie. */
   hasFlowCookie: boolean;
   flowCookie: number;
+  /** Offset of the (last) flow cookie's 4 data bytes from the start of the header; -1 without the option. */
+  flowCookieOffset: number;
   /** Number of options not understood (non-critical ones are kept and re-sent verbatim). */
   unknownOptionCount: number;
 }
@@ -54,6 +56,7 @@ export function createGeneveHeader(): GeneveHeader {
     attachmentIdLo: 0,
     hasFlowCookie: false,
     flowCookie: 0,
+    flowCookieOffset: -1,
     unknownOptionCount: 0,
   };
 }

@@ -140,6 +140,24 @@ t.test('a hold older than the holding stage budget is decided by the stage on th
   t.equal(e.txSend.count, 1, 'released by the timer');
 });
 
+t.test('at shutdown every held packet is decided at once by its holding stage fail mode (releaseHolds)', async (t) => {
+  const pass = new HoldingStage(100, 'continue', ACTION.PASS);
+  const e = engine([pass]);
+  run(e, [udp(1), udp(2)], 1000);
+  e.txSend.count = 0;
+  e.releaseHolds();
+  t.equal(pass.expiredCalls, 1, 'the stage decides, long before its 1 s budget');
+  t.same(Array.from({ length: e.txSend.count }, (_, i) => e.txBuf.subarray(e.txSend.offs[i]!, e.txSend.offs[i]! + e.txSend.lens[i]!).toString('latin1').slice(-8)), ['packet 1', 'packet 2'], 'fail-open: released in order');
+  t.equal(e.holds.packets, 0);
+  const drop = new HoldingStage(100, 'continue', ACTION.DROP);
+  const d = engine([drop]);
+  run(d, [udp(1)], 1000);
+  d.txSend.count = 0;
+  d.releaseHolds();
+  t.equal(d.txSend.count, 0, 'fail-closed: nothing leaves');
+  t.equal(d.holds.packets, 0, 'and nothing stays held');
+});
+
 t.test('the memcap exception policy applies when the hold store is full', async (t) => {
   const stage = new HoldingStage(100, 'continue', ACTION.PASS);
   const big = udp(1);

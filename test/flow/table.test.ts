@@ -11,6 +11,8 @@ import {
   GENEVE_MAX_HEADER_BYTES,
 } from '../../src/flow/table.js';
 import { flowHash } from '../../src/flow/key.js';
+import { decodeGeneve, encodeGeneve } from '../../src/geneve/codec.js';
+import { createGeneveHeader } from '../../src/geneve/types.js';
 import { createInnerPacket, IP_PROTO, type InnerPacket } from '../../src/packet/types.js';
 import { ACTION, DIRECTION, type FlowAccess } from '../../src/pipeline/stage.js';
 
@@ -77,7 +79,7 @@ t.test('defaults are GWLB idle timeouts and a 10 s closed timeout', async (t) =>
   t.equal(FLOW_IDLE_TCP_MS, 350_000);
   t.equal(FLOW_IDLE_OTHER_MS, 120_000);
   t.equal(FLOW_IDLE_CLOSED_MS, 10_000);
-  t.equal(ft.maxHeaderBytes, 64);
+  t.equal(ft.headerTemplates, 0);
   t.equal(ft.capacity, 10, 'initial capacity is clamped to maxFlows');
 });
 
@@ -88,8 +90,8 @@ t.test('options out of range are rejected with FLOW_ERR_OPTIONS', async (t) => {
     { maxFlows: 10, tcpIdleMs: Number.NaN },
     { maxFlows: 10, otherIdleMs: 0 },
     { maxFlows: 10, closedIdleMs: 500 },
-    { maxFlows: 10, maxHeaderBytes: 4 },
-    { maxFlows: 10, maxHeaderBytes: 261 },
+    { maxFlows: 10, maxHeaderTemplates: 0 },
+    { maxFlows: 10, maxHeaderTemplates: 1.5 },
     { maxFlows: 10, initialCapacity: 0 },
   ];
   for (const opts of bad) {
@@ -113,7 +115,7 @@ t.test('a new flow starts with the packet source as initiator, no verdict and ze
   t.equal(ft.tcpState[f], 0);
   t.equal(ft.flags[f], 0);
   t.equal(ft.flowId[f], 1);
-  t.equal(ft.createdMs[f], 1000);
+  t.equal(ft.createdMsOf(f), 1000);
   t.equal(ft.headerLength(f), 0);
   t.equal(ft.classOf(f), FLOW_CLASS.TCP);
   const out = createInnerPacket();
@@ -266,11 +268,12 @@ t.test('lookups refresh last-seen only for their direction; countPacket counts p
   const ft = new FlowTable({ maxFlows: 4 });
   const tu = tcp(5);
   const f = ft.lookupOrCreate(packet(tu), 0, 0, 1000);
-  t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1000, 1000], 'unseen direction holds createdMs');
+  const seen = (): number[] => [ft.lastSeenMsOf(f, DIRECTION.TO_SERVER), ft.lastSeenMsOf(f, DIRECTION.TO_CLIENT)];
+  t.same(seen(), [1000, 1000], 'unseen direction holds the creation time');
   ft.lookup(packet(tu, true), 0, 0, 1500);
-  t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1000, 1500]);
+  t.same(seen(), [1000, 1500]);
   ft.lookup(packet(tu), 0, 0, 1700);
-  t.same([ft.lastSeenMs[f * 2], ft.lastSeenMs[f * 2 + 1]], [1700, 1500]);
+  t.same(seen(), [1700, 1500]);
   t.equal(ft.lastSeenOf(f), 1700);
   t.same([...ft.packets.subarray(f * 2, f * 2 + 2)], [0, 0], 'lookups alone count nothing');
   ft.countPacket(f, DIRECTION.TO_SERVER, 100);
@@ -279,7 +282,7 @@ t.test('lookups refresh last-seen only for their direction; countPacket counts p
   t.same([...ft.packets.subarray(f * 2, f * 2 + 2)], [2, 1]);
   t.same([...ft.bytes.subarray(f * 2, f * 2 + 2)], [140, 1500]);
   ft.find(packet(tu, true), 0, 0);
-  t.equal(ft.lastSeenMs[f * 2 + 1], 1500, 'find does not touch');
+  t.equal(ft.lastSeenMsOf(f, DIRECTION.TO_CLIENT), 1500, 'find does not touch');
 });
 
 t.test('setters write the verdict, TCP state and cookie fields (FlowAccess for stages); the endpoint id is the key\'s', async (t) => {
@@ -557,36 +560,49 @@ t.test('the stored header is always the newest, with the outer addresses it came
   t.equal(ft.gwlbAddrOf(f), 0x7f000003);
   t.equal(ft.gwlbPortOf(f), 40001);
   t.equal(ft.localAddrOf(f), 0x7f000001);
-  t.equal(ft.gwlbAddr[f], 0x7f000003);
   t.throws(() => ft.copyHeader(f, new Uint8Array(39), 0), { code: FLOW_TABLE_ERROR.RANGE });
   t.throws(() => ft.storeHeader(f, rx, 190, 40, 0, 0, 0), { code: FLOW_TABLE_ERROR.RANGE }, 'beyond the buffer');
   t.throws(() => ft.storeHeader(f, new Uint8Array(400), 0, 264, 0, 0, 0), { code: FLOW_TABLE_ERROR.RANGE }, 'over 260 bytes');
   t.throws(() => ft.storeHeader(3, rx, 0, 40, 0, 0, 0), { code: FLOW_TABLE_ERROR.BAD_FLOW });
 });
 
-t.test('headers longer than the slot, up to 260 bytes, are kept whole in the overflow pool', async (t) => {
+t.test('headers up to 260 bytes come back byte for byte, each distinct header (cookie aside) kept once', async (t) => {
   fc.assert(
     fc.property(
-      fc.array(fc.record({ flow: fc.nat(7), len: fc.integer({ min: 8, max: GENEVE_MAX_HEADER_BYTES }), fill: fc.nat(255) }), { maxLength: 60, size: 'max' }),
+      fc.array(
+        fc.record({
+          flow: fc.nat(7),
+          len: fc.integer({ min: 8, max: GENEVE_MAX_HEADER_BYTES }),
+          fill: fc.nat(3),
+          cookie: fc.integer({ min: 0, max: 0xffffffff }),
+          cookieAt: fc.option(fc.nat(4), { nil: -1 }),
+          gwlb: fc.nat(1),
+        }),
+        { maxLength: 60, size: 'max' },
+      ),
       (writes) => {
-        const ft = new FlowTable({ maxFlows: 8, maxHeaderBytes: 64, maxOverflowHeaders: 8 });
+        const ft = new FlowTable({ maxFlows: 8, maxHeaderTemplates: 8 });
         for (let i = 0; i < 8; i++) ft.lookupOrCreate(packet(udp(i)), 0, 0, 0);
-        const expect = new Map<number, Uint8Array>();
+        // Oracle: each flow's newest header bytes, and the set of distinct (bytes without cookie, cookie offset, gwlb).
+        const expect = new Map<number, { bytes: number[]; key: string }>();
         for (const w of writes) {
+          const at = w.cookieAt < 0 || w.cookieAt * 4 + 4 > w.len ? -1 : w.cookieAt * 4;
           const buf = new Uint8Array(w.len + 3);
           for (let i = 0; i < w.len; i++) buf[3 + i] = (w.fill + i * 7) & 0xff;
-          if (!ft.storeHeader(w.flow, buf, 3, w.len, 1, 2, 3)) return false; // pool holds all 8 flows
-          expect.set(w.flow, buf.subarray(3));
+          if (at >= 0) new DataView(buf.buffer).setUint32(3 + at, w.cookie);
+          if (!ft.storeHeader(w.flow, buf, 3, w.len, 1, w.gwlb, 3, at)) return false; // 8 flows, 8 templates
+          const bytes = [...buf.subarray(3)];
+          const masked = bytes.map((b, i) => (at >= 0 && i >= at && i < at + 4 ? 0 : b));
+          expect.set(w.flow, { bytes, key: `${masked.join(',')}/${at}/${w.gwlb}` });
         }
         for (let f = 0; f < 8; f++) {
-          const want = expect.get(f);
+          const want = expect.get(f)?.bytes;
           const out = new Uint8Array(GENEVE_MAX_HEADER_BYTES);
           const n = ft.copyHeader(f, out, 0);
           if (n !== (want?.length ?? 0) || ft.headerLength(f) !== n) return false;
           if (want !== undefined && !want.every((b, i) => out[i] === b)) return false;
         }
-        const long = [...expect.values()].filter((h) => h.length > 64).length;
-        return ft.overflowHeaders === long;
+        return ft.headerTemplates === new Set([...expect.values()].map((e) => e.key)).size;
       },
     ),
     { numRuns: 300 },
@@ -594,22 +610,78 @@ t.test('headers longer than the slot, up to 260 bytes, are kept whole in the ove
   t.pass();
 });
 
-t.test('when the overflow pool is full a long header is dropped, never left stale', async (t) => {
-  const ft = new FlowTable({ maxFlows: 4, maxOverflowHeaders: 1 });
+t.test('flows of one endpoint share one header template; each gets its own cookie back', async (t) => {
+  const ft = new FlowTable({ maxFlows: 2000 });
+  const dgram = encodeGeneve({ endpointIdHi: 0x80000001, endpointIdLo: 0xfedcba98, flowCookie: 0x12345678 }, Buffer.from('45000014000000004011000001020304050607', 'hex'));
+  const gh = createGeneveHeader();
+  decodeGeneve(dgram, 0, dgram.length, gh);
+  const hdr = dgram.subarray(0, gh.headerLength);
+  const cookieAt = gh.flowCookieOffset;
+  t.equal(hdr.readUInt32BE(cookieAt), 0x12345678, 'the decoder reports where the cookie bytes are');
+  const flows: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const f = ft.lookupOrCreate(packet(udp(i)), 0x80000001, 0xfedcba98, i);
+    hdr.writeUInt32BE((0x9000_0000 + i) >>> 0, cookieAt);
+    ft.storeHeader(f, hdr, 0, hdr.length, 0x7f000001, 0x7f000002, 40000 + i, cookieAt);
+    flows.push(f);
+  }
+  t.equal(ft.headerTemplates, 1, 'one template for 1000 flows');
+  const out = Buffer.alloc(hdr.length);
+  let exact = 0;
+  for (let i = 0; i < 1000; i++) {
+    hdr.writeUInt32BE((0x9000_0000 + i) >>> 0, cookieAt);
+    ft.copyHeader(flows[i] as number, out, 0);
+    if (out.equals(hdr) && ft.flowCookie[flows[i] as number] === 0x9000_0000 + i && ft.gwlbPortOf(flows[i] as number) === 40000 + i) exact++;
+  }
+  t.equal(exact, 1000, 'every flow gets its own cookie inside the shared bytes');
+  // A second GWLB node (another outer source address) is another template; the flow moves to it.
+  const f0 = flows[0] as number;
+  hdr.writeUInt32BE(0x9000_0000, cookieAt);
+  t.ok(ft.storeHeader(f0, hdr, 0, hdr.length, 0x7f000001, 0x7f000009, 40000, cookieAt));
+  t.equal(ft.headerTemplates, 2);
+  t.equal(ft.gwlbAddrOf(f0), 0x7f000009);
+  t.equal(ft.gwlbAddrOf(flows[1] as number), 0x7f000002, 'the others keep theirs');
+  for (const f of flows) ft.remove(f);
+  t.equal(ft.headerTemplates, 0, 'templates are freed with their last flow');
+});
+
+t.test('when every header template is in use a new header is dropped, never left stale', async (t) => {
+  const ft = new FlowTable({ maxFlows: 4, maxHeaderTemplates: 1 });
   const a = ft.lookupOrCreate(packet(udp(1)), 0, 0, 0);
   const b = ft.lookupOrCreate(packet(udp(2)), 0, 0, 0);
   const long = new Uint8Array(100).fill(1);
   t.ok(ft.storeHeader(a, long, 0, 100, 0, 0, 0));
-  t.ok(ft.storeHeader(b, new Uint8Array(40).fill(2), 0, 40, 0, 0, 0));
-  t.notOk(ft.storeHeader(b, long, 0, 100, 0, 0, 0), 'no room for a second long header');
-  t.equal(ft.headerLength(b), 0, 'the older 40-byte header is not kept');
+  t.ok(ft.storeHeader(b, long, 0, 100, 0, 0, 0), 'the same header shares the one template');
+  t.notOk(ft.storeHeader(b, new Uint8Array(40).fill(2), 0, 40, 0, 0, 0), 'no room for a second distinct header');
+  t.equal(ft.headerLength(b), 0, 'the older header is not kept');
   t.equal(ft.copyHeader(b, new Uint8Array(0), 0), 0);
   t.equal(ft.headerOverflows, 1);
-  t.ok(ft.storeHeader(a, new Uint8Array(40).fill(3), 0, 40, 0, 0, 0), 'a shrinks back into its slot');
-  t.equal(ft.overflowHeaders, 0, 'and frees its overflow slot');
+  t.ok(ft.storeHeader(a, new Uint8Array(40).fill(3), 0, 40, 0, 0, 0), 'a moves to a new header: its old template is freed first');
+  t.equal(ft.headerTemplates, 1);
+  t.notOk(ft.storeHeader(b, long, 0, 100, 0, 0, 0), 'b cannot take a second one');
+  ft.remove(a);
+  t.equal(ft.headerTemplates, 0, 'removal frees the template');
   t.ok(ft.storeHeader(b, long, 0, 100, 0, 0, 0), 'which b can now use');
-  ft.remove(b);
-  t.equal(ft.overflowHeaders, 0, 'removal frees the overflow slot');
+});
+
+t.test('times stay exact across the 32-bit rebase of the table clock', async (t) => {
+  const ft = new FlowTable({ maxFlows: 8, tcpIdleMs: 350_000 });
+  const t0 = 5_000.25;
+  const old = ft.lookupOrCreate(packet(tcp(1)), 0, 0, t0);
+  const live = ft.lookupOrCreate(packet(tcp(2)), 0, 0, t0);
+  // Keep `live` busy for 30 days (past 2^31 ms ≈ 24.8 days); `old` is touched only at the start.
+  const day = 86_400_000;
+  for (let d = 1; d <= 30; d++) {
+    ft.lookup(packet(tcp(2)), 0, 0, t0 + d * day);
+    ft.expire(t0 + d * day, 100);
+    if (d === 1) t.notOk(ft.isLive(old), 'the idle flow expired after a day');
+  }
+  const now = t0 + 30 * day;
+  t.equal(ft.lastSeenOf(live), Math.floor(now), 'last seen is the clock, in whole ms');
+  t.ok(ft.createdMsOf(live) <= now - 12 * day, 'a flow older than the rebase window reads at most ~12 days younger');
+  ft.lookup(packet(tcp(2)), 0, 0, now + 350_000);
+  t.equal(ft.expire(now + 350_000 + 350_000, 10), 0, 'not idle past its timeout yet');
+  t.equal(ft.expire(now + 350_000 + 350_001, 10), 1, 'expires 1 ms later');
 });
 
 t.test('growth doubles storage up to maxFlows and keeps every flow findable', async (t) => {
@@ -637,7 +709,7 @@ t.test('growth doubles storage up to maxFlows and keeps every flow findable', as
       ft.endpointIdLoOf(f) === ~i >>> 0 &&
       ft.bytes[f * 2 + 1] === i &&
       ft.flowId[f] === i + 1 &&
-      ft.createdMs[f] === i &&
+      ft.createdMsOf(f) === i &&
       ft.gwlbAddrOf(f) === i + 1 &&
       ft.copyHeader(f, out, 0) === 40 &&
       out.every((b, k) => b === ((i + k) & 0xff));

@@ -451,6 +451,13 @@ t.test('decodeGeneve gives back every value encodeGeneveHeader wrote', async (t)
     fc.property(arbEncoded, ({ r, bytes, headerLength }) => {
       const h = decode(bytes);
       const aws = new Set(r.awsOptions);
+      // Where the (last) cookie's data sits: AWS options come first, in order; 12 bytes for ids, 8 for the cookie.
+      let cookieOffset = -1;
+      let at = 8;
+      for (const x of r.awsOptions) {
+        if (x === 3) cookieOffset = at + 4;
+        at += x === 3 ? 8 : 12;
+      }
       const expected = {
         anomaly: A.OK,
         offset: 0,
@@ -469,6 +476,7 @@ t.test('decodeGeneve gives back every value encodeGeneveHeader wrote', async (t)
         attachmentIdLo: aws.has(2) ? r.attachmentIdLo : 0,
         hasFlowCookie: aws.has(3),
         flowCookie: aws.has(3) ? r.flowCookie : 0,
+        flowCookieOffset: cookieOffset,
         unknownOptionCount: r.extra.length,
       };
       if (!t.same({ ...h }, expected)) throw new Error('mismatch');
