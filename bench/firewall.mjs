@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { loadPolicy, bundleReader } from '../dist/policy/load.js';
 import { compilePolicy } from '../dist/policy/compile.js';
 import { firstMatch, firstMatchLinear, createPacketFacts, NAME_MODE } from '../dist/firewall/evaluate.js';
-import { createFlowView } from '../dist/firewall/rule-index.js';
+import { createFlowView } from '../dist/match/rule-index.js';
 import { FirewallStage } from '../dist/firewall/stage.js';
 import { createInnerPacket } from '../dist/packet/types.js';
 import { createGeneveHeader } from '../dist/geneve/types.js';

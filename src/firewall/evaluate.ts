@@ -8,7 +8,7 @@
  */
 import { NAME_KIND, type CompiledPolicy, type CompiledRule, type CompiledScope } from '../policy/compile.js';
 import { NAME_SOURCE } from './client-name.js';
-import type { FlowView } from './rule-index.js';
+import type { FlowView } from '../match/rule-index.js';
 
 /** How rules with a server-name condition are treated in this evaluation. */
 export const NAME_MODE = {

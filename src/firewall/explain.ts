@@ -15,7 +15,7 @@ import { normalizeDomain, protocolName, TCP_FLAG_BITS } from '../policy/values.j
 import { ACTION_NAMES } from '../pipeline/stage.js';
 import { NAME_SOURCE } from './client-name.js';
 import { createPacketFacts, firstMatch, NAME_MODE } from './evaluate.js';
-import { createFlowView } from './rule-index.js';
+import { createFlowView } from '../match/rule-index.js';
 
 export interface ExplainInput {
   /** IP protocol number. */

@@ -37,7 +37,7 @@ import { CHUNK_PHASE, createChunkState, HTTP_BODY, resetChunkState, skipChunked,
 import { createPacketFacts, firstMatch, NAME_MODE, type NameMode } from './evaluate.js';
 import { explainFlow, type Explanation, type ExplainInput } from './explain.js';
 import { LogLimiter, REASON, type FirewallLogEvent, type LogHook, type Reason } from './log.js';
-import { createFlowView, type FlowView } from './rule-index.js';
+import { createFlowView, type FlowView } from '../match/rule-index.js';
 import { fromClient, MIDSTREAM, PHASE_MASK, TCP_EVENT, TCP_PHASE, track } from './tcp-state.js';
 
 // A type alias (not an interface) so it satisfies Stage.counters' index signature.

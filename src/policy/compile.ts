@@ -10,9 +10,9 @@
  */
 import { parseEndpointId } from '../geneve/codec.js';
 import { ACTION, type Action } from '../pipeline/stage.js';
-import { DomainSet } from '../firewall/domain-set.js';
-import { AddressSet, allV6, isAllAddresses, mergeBigRanges, mergeRanges, NumberSet, subtractBigRanges, subtractRanges, V4_MAX, type AddressRanges, type Range } from '../firewall/ranges.js';
-import { RuleIndex, type RuleIndexStats, type TermSpec } from '../firewall/rule-index.js';
+import { DomainSet } from '../match/domain-set.js';
+import { AddressSet, allV6, isAllAddresses, mergeBigRanges, mergeRanges, NumberSet, subtractBigRanges, subtractRanges, V4_MAX, type AddressRanges, type Range } from '../match/ranges.js';
+import { RuleIndex, type RuleIndexStats, type TermSpec } from '../match/rule-index.js';
 import { POLICY_ISSUE, type PolicyIssue } from './errors.js';
 import type { LoadedPolicy, LoadedRule, Origin, SpecValue } from './load.js';
 import type { ActionName, PolicySettings, RuleOutput } from './schema.js';

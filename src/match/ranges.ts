@@ -5,7 +5,9 @@
  * the result is frozen into typed arrays for the packet path. IPv6 ranges never include the IPv4-mapped block
  * ::ffff:0:0/96: IPv4 packets are matched by IPv4 ranges only (packet/types.ts stores IPv4 addresses mapped).
  */
-import { V6_MAPPED_HI, V6_MAPPED_LO } from '../policy/values.js';
+/** The IPv4-mapped block ::ffff:0:0/96 (RFC 4291 §2.5.5.2); IPv6 CIDRs never cover it (0.0.0.0/0 is how a policy says "all IPv4"). */
+export const V6_MAPPED_LO = 0xffffn << 32n;
+export const V6_MAPPED_HI = V6_MAPPED_LO | 0xffffffffn;
 
 export type Range = [number, number];
 export type BigRange = [bigint, bigint];
