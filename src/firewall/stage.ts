@@ -27,12 +27,15 @@
 import { formatEndpointId } from '../geneve/codec.js';
 import { formatIp } from '../packet/address.js';
 import { IP_PROTO } from '../packet/types.js';
+import { createStreamCounters } from '../stream/events.js';
+import { StreamMemcap } from '../stream/memcap.js';
+import type { StreamOptions } from '../stream/options.js';
 import { ACTION, ACTION_NAMES, DIRECTION, STAGE_RESULT, type Action, type FlowAccess, type PacketContext, type Stage, type StageResult } from '../pipeline/stage.js';
 import { compilePolicy, EXCEPTION, UNREADABLE_NEXT_RULE, type CompiledPolicy, type CompiledRule, type CompiledScope, type ExceptionPolicy } from '../policy/compile.js';
 import type { PolicyIssue } from '../policy/errors.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { createClientNameOut, NAME_RESULT, NAME_SOURCE, readClientName } from './client-name.js';
-import { addSegment, consume, createReader, READ_RESULT, resetReader, skipInOrder, type ClientReader } from './client-reader.js';
+import { ClientStream, isAmbiguity, nameStreamMemcapBytes, nameStreamOptions, type ClientBytesReader } from './client-stream.js';
 import { CHUNK_PHASE, createChunkState, HTTP_BODY, resetChunkState, skipChunked, type ChunkState } from './http-host.js';
 import { createPacketFacts, firstMatch, NAME_MODE, type NameMode } from './evaluate.js';
 import { explainFlow, type Explanation, type ExplainInput } from './explain.js';
@@ -122,8 +125,8 @@ interface PendingSlot {
   /** 5-tuple as the client sees it (initiator → responder). */
   view: FlowView;
   tcpFlags: number;
-  /** The client's bytes in sequence order from ISN+1. */
-  reader: ClientReader;
+  /** The client's bytes in sequence order from ISN+1 (src/stream reassembly). */
+  stream: ClientStream;
   /** False while waiting for the first name; true once passed and reading later HTTP requests. */
   reading: boolean;
   /** This stage returned HOLD for the flow and has not released it yet. */
@@ -168,7 +171,7 @@ export class PolicyLoadError extends Error {
   }
 }
 
-export class FirewallStage implements Stage {
+export class FirewallStage implements Stage, ClientBytesReader {
   readonly name = 'firewall';
   onLog: LogHook;
   readonly counters: FirewallCounters = createCounters();
@@ -197,11 +200,23 @@ export class FirewallStage implements Stage {
   private flowStart = new Uint32Array(0);
   private flowBits = new Uint8Array(0);
 
+  /** Reassembly of the name slots' client streams: options for the current window, one memcap, counters. */
+  private nameOpts: StreamOptions;
+  private nameMemcap: StreamMemcap;
+  /** Per-worker counters of the name streams (STREAM_COUNTER_NAMES). */
+  readonly streamCounters = createStreamCounters();
+  /** The packet and slot being fed to a ClientStream (its reader callback runs inside the feed). */
+  private feedCtx: PacketContext | null = null;
+  private feedSlot: PendingSlot | null = null;
+  private feedRes: StageResult = STAGE_RESULT.CONTINUE;
+
   constructor(policy: CompiledPolicy, opts: FirewallStageOptions = {}) {
     this.policy = policy;
     this.onLog = opts.onLog ?? noLog;
     this.limiter = this.makeLimiter(policy);
     this.scratch = new Uint8Array(policy.settings.namesMaxBytes);
+    this.nameOpts = nameStreamOptions(policy.settings.namesMaxBytes);
+    this.nameMemcap = new StreamMemcap(nameStreamMemcapBytes(policy.settings.namesMaxBytes, policy.settings.namesMaxPendingFlows));
   }
 
   /**
@@ -244,7 +259,12 @@ export class FirewallStage implements Stage {
   setPolicy(policy: CompiledPolicy, opts: SetPolicyOptions = {}): void {
     this.policy = policy;
     this.limiter = this.makeLimiter(policy);
-    if (this.scratch.length !== policy.settings.namesMaxBytes) this.scratch = new Uint8Array(policy.settings.namesMaxBytes);
+    const w = policy.settings.namesMaxBytes;
+    if (this.scratch.length !== w) this.scratch = new Uint8Array(w);
+    if (this.nameOpts.oooMaxBytes !== w) this.nameOpts = nameStreamOptions(w);
+    const cap = nameStreamMemcapBytes(w, policy.settings.namesMaxPendingFlows);
+    // Streams of slots started earlier keep the memcap they reserved from.
+    if (this.nameMemcap.limitBytes !== cap) this.nameMemcap = new StreamMemcap(cap);
     this.epoch++;
     if (opts.reevaluate === true) this.reevalBefore = this.epoch;
   }
@@ -495,9 +515,9 @@ export class FirewallStage implements Stage {
       return this.settleCtx(ctx, settings.onMemcap, rule.id, REASON.NAME_MEMCAP, scope, this.view, rule, EXCEPTION_KEYS.NAME_MEMCAP);
     }
     this.counters.nameWaits++;
-    const slot = this.freeSlots.pop() ?? newSlot(this.policy);
-    if (slot.reader.buf.length !== settings.namesMaxBytes) slot.reader = createReader(settings.namesMaxBytes);
-    resetReader(slot.reader, this.flowStart[ctx.flow] as number);
+    const slot = this.freeSlots.pop() ?? newSlot(this.policy, this.newClientStream());
+    if (slot.stream.windowBytes !== settings.namesMaxBytes) slot.stream = this.newClientStream();
+    slot.stream.start(this.flowStart[ctx.flow] as number);
     slot.flow = ctx.flow;
     slot.policy = this.policy;
     slot.scope = scope.index;
@@ -525,45 +545,59 @@ export class FirewallStage implements Stage {
     return (pkt.tcpFlags & SYN_FLAG) !== 0 ? (pkt.tcpSeq + 1) >>> 0 : pkt.tcpSeq >>> 0;
   }
 
+  private newClientStream(): ClientStream {
+    return new ClientStream(this.policy.settings.namesMaxBytes, this.nameOpts, this.nameMemcap, this.streamCounters, this);
+  }
+
   /**
-   * Feeds this client segment to the slot's reader and reads what became contiguous: the first name (waiting) or
-   * the requests (reading). A segment larger than the window room goes in pieces, each read before the next, so
-   * the window bounds memory, not what a connection may carry. A segment past the window after a gap is dropped
-   * (not kept, so it must not reach the server; the client sends it again once the window has moved).
+   * Feeds this client segment to the slot's stream. The bytes that become contiguous are read as they arrive
+   * (onClientBytes): the first name (waiting) or the requests (reading). A segment the stream does not keep (too far
+   * ahead, out-of-order buffer full) is dropped: it must not reach the server unread, and the client sends it
+   * again. Bytes a server could read differently (before ISN+1, a differing overlap) are names.on_anomaly's.
    */
   private feed(ctx: PacketContext, slot: PendingSlot): StageResult {
     const pkt = ctx.pkt;
-    const reader = slot.reader;
-    let seq = this.dataSeq(ctx);
-    let off = pkt.payloadOffset;
-    let len = pkt.payloadLength;
-    for (;;) {
-      const pos = (seq - reader.start) | 0;
-      let n = len;
-      if (pos + n > reader.buf.length) {
-        if (pos > reader.contig) return this.beyondWindow(ctx, slot);
-        n = reader.buf.length - pos;
-      }
-      if (n > 0) {
-        const r = addSegment(reader, ctx.buf, off, n, seq);
-        if (r === READ_RESULT.BEYOND_WINDOW) return this.beyondWindow(ctx, slot);
-        if (r !== READ_RESULT.OK) return this.streamAnomaly(ctx, slot) as StageResult;
-      }
-      const res = slot.reading ? this.readRequests(ctx, slot) : this.readName(ctx, slot);
-      if (slot.flow !== ctx.flow || res === STAGE_RESULT.VERDICT) return res;
-      len -= n;
-      if (len <= 0 || n <= 0) return res;
-      seq = (seq + n) >>> 0;
-      off += n;
+    const cs = slot.stream;
+    this.feedCtx = ctx;
+    this.feedSlot = slot;
+    // Nothing became contiguous (out of order): a waiting flow holds, a reading one passes its packet.
+    this.feedRes = slot.reading ? STAGE_RESULT.CONTINUE : STAGE_RESULT.HOLD;
+    cs.segment(this.dataSeq(ctx), ctx.buf, pkt.payloadOffset, pkt.payloadLength, ctx.nowMs);
+    this.feedCtx = null;
+    this.feedSlot = null;
+    const owned = slot.flow === ctx.flow;
+    if (!owned) cs.close();
+    const a = cs.anomaly;
+    if (a >= 0) {
+      if (isAmbiguity(a)) {
+        const r = this.streamAnomaly(ctx, owned ? slot : null);
+        if (r >= 0) return r as StageResult;
+      } else return this.beyondWindow(ctx, owned ? slot : null);
     }
+    if (this.feedRes === STAGE_RESULT.HOLD) {
+      // Released meanwhile (names.on_anomaly pass_packet): nothing is waited for any more.
+      if (slot.flow !== ctx.flow) return STAGE_RESULT.CONTINUE;
+      slot.holding = true;
+    }
+    return this.feedRes;
   }
 
-  private beyondWindow(ctx: PacketContext, slot: PendingSlot): StageResult {
+  /** ClientBytesReader: bytes of the slot being fed became contiguous. False once the flow is decided or released. */
+  onClientBytes(): boolean {
+    const ctx = this.feedCtx;
+    const slot = this.feedSlot;
+    if (ctx === null || slot === null || slot.flow !== ctx.flow) return false;
+    const res = slot.reading ? this.readRequests(ctx, slot) : this.readName(ctx, slot);
+    this.feedRes = res;
+    return slot.flow === ctx.flow && res !== STAGE_RESULT.VERDICT;
+  }
+
+  private beyondWindow(ctx: PacketContext, slot: PendingSlot | null): StageResult {
     this.counters.readerBeyondWindow++;
     ctx.action = ACTION.DROP;
     ctx.ruleId = -1;
     ctx.reason = REASON.STREAM_ANOMALY;
-    slot.holding = false; // the engine discards the flow's held packets with this drop; the client resends them
+    if (slot !== null) slot.holding = false; // the engine discards the flow's held packets with this drop; the client resends them
     return STAGE_RESULT.VERDICT;
   }
 
@@ -594,7 +628,7 @@ export class FirewallStage implements Stage {
 
   /** Reads the first name from the contiguous client bytes of a waiting flow; decides it once known. */
   private readName(ctx: PacketContext, slot: PendingSlot): StageResult {
-    const reader = slot.reader;
+    const reader = slot.stream;
     const out = this.nameOut;
     const r = readClientName(reader.buf, 0, reader.contig, this.scratch, out);
     if (r === NAME_RESULT.NEED_MORE) {
@@ -635,7 +669,7 @@ export class FirewallStage implements Stage {
     slot.reading = true;
     slot.holding = false;
     slot.deadline = Infinity;
-    consume(slot.reader, headBytes);
+    slot.stream.consume(headBytes);
     this.afterHead(slot, body, bodyBytes);
     this.setBit(slot.flow, FLOW_READING, true);
   }
@@ -650,7 +684,7 @@ export class FirewallStage implements Stage {
   private onReadingPacket(ctx: PacketContext, slot: PendingSlot): StageResult {
     const pkt = ctx.pkt;
     // Fast path: the next bytes of a body, in order: nothing to copy.
-    if (slot.httpState === HTTP_READ.BODY && pkt.payloadLength <= slot.bodyLeft && skipInOrder(slot.reader, this.dataSeq(ctx), pkt.payloadLength)) {
+    if (slot.httpState === HTTP_READ.BODY && pkt.payloadLength <= slot.bodyLeft && slot.stream.skipInOrder(this.dataSeq(ctx), pkt.payloadLength)) {
       slot.bodyLeft -= pkt.payloadLength;
       if (slot.bodyLeft === 0) slot.httpState = HTTP_READ.HEAD;
       return STAGE_RESULT.CONTINUE;
@@ -665,20 +699,20 @@ export class FirewallStage implements Stage {
    * so the server never has the whole head. Partial heads pass: a server acts on a request only once its head ends.
    */
   private readRequests(ctx: PacketContext, slot: PendingSlot): StageResult {
-    const reader = slot.reader;
+    const reader = slot.stream;
     const out = this.nameOut;
     for (;;) {
       if (reader.contig === 0) return STAGE_RESULT.CONTINUE;
       if (slot.httpState === HTTP_READ.BODY) {
         const n = Math.min(slot.bodyLeft, reader.contig);
-        consume(reader, n);
+        reader.consume(n);
         slot.bodyLeft -= n;
         if (slot.bodyLeft === 0) slot.httpState = HTTP_READ.HEAD;
         continue;
       }
       if (slot.httpState === HTTP_READ.CHUNKED) {
         const n = skipChunked(slot.chunk, reader.buf, 0, reader.contig);
-        consume(reader, n);
+        reader.consume(n);
         if (slot.chunk.phase === CHUNK_PHASE.BAD) return this.unreadableRequest(ctx, slot);
         if (slot.chunk.phase === CHUNK_PHASE.DONE) slot.httpState = HTTP_READ.HEAD;
         continue;
@@ -693,7 +727,7 @@ export class FirewallStage implements Stage {
       this.counters.namesRead++;
       const res = this.endReading(ctx, slot, true, out.name, out.source);
       if (res >= 0) return res as StageResult;
-      consume(reader, out.head.headBytes);
+      reader.consume(out.head.headBytes);
       if (out.head.opaqueAfter) {
         // CONNECT or Upgrade: what follows is not HTTP (docs/policy.md, "Server names").
         this.releasePending(slot.flow);
@@ -853,6 +887,8 @@ export class FirewallStage implements Stage {
     slot.flow = -1;
     slot.reading = false;
     slot.holding = false;
+    // A stream being fed is closed by feed() once its segment is done.
+    if (slot !== this.feedSlot) slot.stream.close();
     this.freeSlots.push(slot);
     // Keep the reclaim queue bounded by the live waits (entries of released flows are skipped, then trimmed).
     if (this.reclaimKeys.length > 2 * this.pendingByFlow.size + 64) {
@@ -1085,7 +1121,7 @@ function copyView(from: FlowView, to: FlowView): void {
   to.dport = from.dport;
 }
 
-function newSlot(policy: CompiledPolicy): PendingSlot {
+function newSlot(policy: CompiledPolicy, stream: ClientStream): PendingSlot {
   return {
     flow: -1,
     policy,
@@ -1094,7 +1130,7 @@ function newSlot(policy: CompiledPolicy): PendingSlot {
     clientDir: 0,
     view: createFlowView(),
     tcpFlags: 0,
-    reader: createReader(policy.settings.namesMaxBytes),
+    stream,
     reading: false,
     holding: false,
     httpState: HTTP_READ.HEAD,

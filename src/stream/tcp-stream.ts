@@ -61,6 +61,18 @@ export class TcpStream {
     return me.segment(dataSeq, data, off, len, (flags & FIN) !== 0, nowMs);
   }
 
+  /**
+   * Anchors direction `dir` at ISN+1 = `isn1` when its owner saw the SYN before the stream existed (the firewall
+   * creates a stream only when a client sends its first byte, so a SYN flood costs no stream). Not midstream;
+   * the Window Scale is unknown, so only maxAheadBytes bounds how far ahead bytes are buffered.
+   */
+  startAt(dir: number, isn1: number): void {
+    const me = dir === 0 ? this.dirs[0] : this.dirs[1];
+    me.start(isn1, false);
+    this.isn[dir] = seqAdd(isn1, -1);
+    this.wscale[dir] = -2;
+  }
+
   /** Hole timers of both directions. */
   poll(nowMs: number): void {
     this.dirs[0].poll(nowMs);
