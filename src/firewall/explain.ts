@@ -131,7 +131,8 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
   }
   const scope = policy.scopes[scopeIdx] as CompiledScope;
   const t: Tuple = { proto: input.proto, src, dst, sport: input.srcPort ?? 0, dport: input.dstPort ?? 0 };
-  const unreadableNext = policy.settings.onUnreadable === UNREADABLE_NEXT_RULE;
+  const unreadable = policy.settings.onUnreadable;
+  const unreadableNext = unreadable === UNREADABLE_NEXT_RULE;
 
   const earlier: { rule: RuleRef; failed: string }[] = [];
   let decision: Explanation['decision'] | undefined;
@@ -152,11 +153,11 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
         break;
       }
       if (name === undefined) {
-        if (unreadableNext) {
+        if (unreadable === UNREADABLE_NEXT_RULE) {
           earlier.push({ rule: ref(rule), failed: `${field}: no server name given (--sni/--host), and settings.names.on_unreadable is next_rule` });
           continue;
         }
-        const action = ACTION_NAMES[policy.settings.onUnreadable] as ActionName;
+        const action = ACTION_NAMES[unreadable] as ActionName;
         decision = { action, by: 'unreadable_name', rule: ref(rule) };
         because = [...r.held, `${field}: the rule needs the server name; with none readable settings.names.on_unreadable applies: ${action}`];
         notes.push('give --sni NAME or --host NAME to see the decision for a client that sends one');

@@ -144,6 +144,10 @@ interface PendingSlot {
 const EXCEPTION_KEYS = { NAME_UNREADABLE: 0, NAME_MEMCAP: 1, TCP_INVALID: 2, TCP_MIDSTREAM: 3, NAME_UNKNOWN: 4, MIDSTREAM_DENIED: 5, STREAM_ANOMALY: 6 } as const;
 const EXCEPTION_KEY_COUNT = 7;
 
+/** "No result yet, carry on" from a helper that may also decide the packet (a StageResult). */
+const NO_RESULT = -1;
+type NoResult = typeof NO_RESULT;
+
 /** Per-flow bits (FirewallStage.flowBits). */
 const FLOW_START_KNOWN = 1;
 const FLOW_READING = 2;
@@ -293,7 +297,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
           if (tstate !== prev) flows.setTcpState(flow, tstate);
           if ((pkt.tcpFlags & SYN_FLAG) !== 0 && flows.getAction(flow) === ACTION.NONE) {
             const res = this.onHandshake(ctx, prev, tstate);
-            if (res >= 0) return res as StageResult;
+            if (res !== NO_RESULT) return res;
           }
           break;
         case TCP_EVENT.CLOSED:
@@ -319,14 +323,14 @@ export class FirewallStage implements Stage, ClientBytesReader {
         case TCP_EVENT.INVALID: {
           this.counters.tcpInvalid++;
           const res = this.exception(ctx, settings.onInvalid, REASON.TCP_INVALID, EXCEPTION_KEYS.TCP_INVALID);
-          if (res >= 0) return res as StageResult;
+          if (res !== NO_RESULT) return res;
           break;
         }
         default: {
           // MIDSTREAM_REFUSED (there is no pass choice: pickup on is the pass choice).
           this.counters.midstreamRefused++;
           const res = this.exception(ctx, settings.onMidstream, REASON.TCP_MIDSTREAM, EXCEPTION_KEYS.TCP_MIDSTREAM);
-          if (res >= 0) return res as StageResult;
+          if (res !== NO_RESULT) return res;
         }
       }
     }
@@ -348,9 +352,9 @@ export class FirewallStage implements Stage, ClientBytesReader {
   /**
    * A SYN or SYN-ACK of a flow not decided yet: remember where the client's stream starts (ISN+1 of its SYN), and
    * refuse handshakes that make the start ambiguous (a second SYN with another ISN, a SYN-ACK acknowledging another
-   * one): the server might read from a start other than the one the name reader uses. -1 = carry on.
+   * one): the server might read from a start other than the one the name reader uses. NO_RESULT = carry on.
    */
-  private onHandshake(ctx: PacketContext, prev: number, tstate: number): number {
+  private onHandshake(ctx: PacketContext, prev: number, tstate: number): StageResult | NoResult {
     const pkt = ctx.pkt;
     const flow = ctx.flow;
     const prevPhase = prev & PHASE_MASK;
@@ -358,15 +362,15 @@ export class FirewallStage implements Stage, ClientBytesReader {
     if ((pkt.tcpFlags & ACK_FLAG) === 0) {
       if (prevPhase === TCP_PHASE.NONE) {
         this.setFlowStart(flow, (pkt.tcpSeq + 1) >>> 0, true);
-        return -1;
+        return NO_RESULT;
       }
       if (fromCli && this.startKnown(flow) && ((pkt.tcpSeq + 1) >>> 0) !== this.flowStart[flow]) return this.streamAnomaly(ctx, null);
-      return -1;
+      return NO_RESULT;
     }
     // The SYN-ACK acknowledges ISN+1, or more when it accepts data carried on the SYN (TCP Fast Open, RFC 7413).
     const acked = (pkt.tcpAck - (this.flowStart[flow] as number)) | 0;
     if (!fromCli && this.startKnown(flow) && (acked < 0 || acked > this.policy.settings.namesMaxBytes)) return this.streamAnomaly(ctx, null);
-    return -1;
+    return NO_RESULT;
   }
 
   onHoldExpired(flow: number): Action {
@@ -571,7 +575,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
     if (a >= 0) {
       if (isAmbiguity(a)) {
         const r = this.streamAnomaly(ctx, owned ? slot : null);
-        if (r >= 0) return r as StageResult;
+        if (r !== NO_RESULT) return r;
       } else return this.beyondWindow(ctx, owned ? slot : null);
     }
     if (this.feedRes === STAGE_RESULT.HOLD) {
@@ -602,7 +606,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
   }
 
   /** names.on_anomaly for a flow whose client bytes are ambiguous. */
-  private streamAnomaly(ctx: PacketContext, slot: PendingSlot | null): number {
+  private streamAnomaly(ctx: PacketContext, slot: PendingSlot | null): StageResult | NoResult {
     this.counters.streamAnomalies++;
     const policy = this.policy.settings.onAnomaly;
     if (slot !== null && policy !== EXCEPTION.DROP_PACKET) this.releasePending(slot.flow);
@@ -726,7 +730,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       if (r !== NAME_RESULT.FOUND || out.source !== NAME_SOURCE.HTTP) return this.unreadableRequest(ctx, slot);
       this.counters.namesRead++;
       const res = this.endReading(ctx, slot, true, out.name, out.source);
-      if (res >= 0) return res as StageResult;
+      if (res !== NO_RESULT) return res;
       reader.consume(out.head.headBytes);
       if (out.head.opaqueAfter) {
         // CONNECT or Upgrade: what follows is not HTTP (docs/policy.md, "Server names").
@@ -740,7 +744,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
   /** A later request whose head (or body framing) cannot be read: names.on_unreadable decides the connection. */
   private unreadableRequest(ctx: PacketContext, slot: PendingSlot): StageResult {
     const res = this.endReading(ctx, slot, false, null, NAME_SOURCE.NONE);
-    if (res >= 0) return res as StageResult;
+    if (res !== NO_RESULT) return res;
     // on_unreadable let it pass: nothing more can be read reliably on this connection.
     this.releasePending(slot.flow);
     return STAGE_RESULT.CONTINUE;
@@ -748,9 +752,9 @@ export class FirewallStage implements Stage, ClientBytesReader {
 
   /**
    * Judges one later request of a reading flow by its name (known) or its unreadable head. Refused: the
-   * connection is reset (verdict cached), the slot released, a StageResult returned; allowed: -1.
+   * connection is reset (verdict cached), the slot released, a StageResult returned; allowed: NO_RESULT.
    */
-  private endReading(ctx: PacketContext, slot: PendingSlot, known: boolean, name: string | null, source: number): number {
+  private endReading(ctx: PacketContext, slot: PendingSlot, known: boolean, name: string | null, source: number): StageResult | NoResult {
     if (known) this.setKnownName(slot, name as string, source);
     else {
       this.counters.namesUnreadable++;
@@ -775,7 +779,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
         key = EXCEPTION_KEYS.NAME_UNREADABLE;
       } else action = rule.action;
     }
-    if (action === ACTION.PASS || action === ACTION.ALERT) return -1;
+    if (action === ACTION.PASS || action === ACTION.ALERT) return NO_RESULT;
     this.counters.requestsRefused++;
     // The connection carries requests the server already acts on: it ends, both ends told (reject).
     this.settle(ctx.flows, slot.flow, ACTION.REJECT, rule?.id ?? -1, reason, scope, slot.view, rule, key, ctx.nowMs, slotEndpoint(slot), name, source, true);
@@ -965,8 +969,8 @@ export class FirewallStage implements Stage, ClientBytesReader {
     this.onLog(event);
   }
 
-  /** Exception policy outcome: a StageResult, or -1 for pass_packet (carry on as if valid). */
-  private exception(ctx: PacketContext, policy: ExceptionPolicy, reason: Reason, key: number): number {
+  /** Exception policy outcome: a StageResult, or NO_RESULT for pass_packet (carry on as if valid). */
+  private exception(ctx: PacketContext, policy: ExceptionPolicy, reason: Reason, key: number): StageResult | NoResult {
     let action: Action = ACTION.DROP;
     if (policy === EXCEPTION.DROP_FLOW) ctx.flows.setVerdict(ctx.flow, ACTION.DROP, -1);
     else if (policy === EXCEPTION.REJECT_FLOW) {
@@ -974,7 +978,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       ctx.flows.setVerdict(ctx.flow, ACTION.REJECT, -1);
     }
     this.logException(ctx, policy === EXCEPTION.PASS_PACKET ? ACTION.PASS : action, reason, key);
-    if (policy === EXCEPTION.PASS_PACKET) return -1;
+    if (policy === EXCEPTION.PASS_PACKET) return NO_RESULT;
     ctx.action = action;
     ctx.ruleId = -1;
     ctx.reason = reason;
