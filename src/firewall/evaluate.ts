@@ -68,7 +68,7 @@ export function firstMatch(policy: CompiledPolicy, scope: CompiledScope, view: F
   m.prepare(view, f.ignoreL4);
   let t = m.next(from);
   while (t >= 0) {
-    const rule = policy.rules[scope.termRule[t] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[t]!] as CompiledRule;
     const r = checkRest(rule, f);
     if (r !== 0) {
       f.stoppedForName = r === 2;
@@ -83,7 +83,7 @@ export function firstMatch(policy: CompiledPolicy, scope: CompiledScope, view: F
 export function firstMatchLinear(policy: CompiledPolicy, scope: CompiledScope, view: FlowView, from: number, f: PacketFacts): number {
   f.stoppedForName = false;
   for (let t = from; t < scope.termRule.length; t++) {
-    const rule = policy.rules[scope.termRule[t] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[t]!] as CompiledRule;
     const swapped = scope.termSwapped[t] === 1;
     if (rule.proto !== null && rule.proto[view.proto & 0xff] !== 1) continue;
     const src = swapped ? rule.dst : rule.src;

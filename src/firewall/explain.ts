@@ -203,7 +203,7 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
   f.name = name === undefined ? '' : normalizeDomain(name);
   f.nameSource = nameSource;
   const term = firstMatch(policy, scope, view, 0, f);
-  const fastRule = term < 0 ? -1 : (scope.termRule[term] as number);
+  const fastRule = term < 0 ? -1 : scope.termRule[term]!;
   const fastPathAgrees = fastRule === (decision.rule?.id ?? -1) && (term < 0 || f.stoppedForName === (decision.by === 'unreadable_name' || decision.by === 'unknown_name'));
 
   let ms: Explanation['midstream'];

@@ -368,7 +368,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       return NO_RESULT;
     }
     // The SYN-ACK acknowledges ISN+1, or more when it accepts data carried on the SYN (TCP Fast Open, RFC 7413).
-    const acked = (pkt.tcpAck - (this.flowStart[flow] as number)) | 0;
+    const acked = (pkt.tcpAck - this.flowStart[flow]!) | 0;
     if (!fromCli && this.startKnown(flow) && (acked < 0 || acked > this.policy.settings.namesMaxBytes)) return this.streamAnomaly(ctx, null);
     return NO_RESULT;
   }
@@ -425,7 +425,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
     this.counters.decisions++;
     if (midstream) return this.decideMidstream(ctx, scope, term);
     if (term < 0) return this.settleCtx(ctx, scope.defaultAction, -1, REASON.DEFAULT, scope, view, null);
-    const rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[term]!] as CompiledRule;
     if (!f.stoppedForName) return this.settleCtx(ctx, rule.action, rule.id, REASON.RULE, scope, view, rule);
     if (f.nameMode !== NAME_MODE.UNKNOWN) return this.settleUnreadable(ctx, scope, view, rule);
     // The server spoke first (SSH, SMTP, ...): there will be no ClientHello or request head to read.
@@ -449,7 +449,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       action = scope.defaultAction;
       reason = REASON.DEFAULT;
     } else {
-      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      rule = policy.rules[scope.termRule[term]!] as CompiledRule;
       if (this.facts.stoppedForName) {
         this.counters.namesUnknown++;
         action = policy.settings.onUnknown;
@@ -479,7 +479,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
 
   private needsReevaluation(flow: number, action: Action): boolean {
     if (flow >= this.decidedEpoch.length) return false;
-    const e = this.decidedEpoch[flow] as number;
+    const e = this.decidedEpoch[flow]!;
     // Only verdicts this stage made (another stage's drop is not the firewall's to undo).
     return e !== 0 && e < this.reevalBefore && this.decidedAction[flow] === action;
   }
@@ -505,7 +505,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       return cached(ctx, old);
     }
     if (term < 0) return this.settleCtx(ctx, scope.defaultAction, -1, REASON.DEFAULT, scope, this.view, null);
-    const rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[term]!] as CompiledRule;
     return this.settleCtx(ctx, rule.action, rule.id, REASON.RULE, scope, this.view, rule);
   }
 
@@ -515,13 +515,13 @@ export class FirewallStage implements Stage, ClientBytesReader {
     const settings = this.policy.settings;
     if (this.pendingByFlow.size >= settings.namesMaxPendingFlows && !this.reclaimExpired(ctx.nowMs)) {
       this.counters.nameMemcap++;
-      const rule = this.policy.rules[scope.termRule[term] as number] as CompiledRule;
+      const rule = this.policy.rules[scope.termRule[term]!] as CompiledRule;
       return this.settleCtx(ctx, settings.onMemcap, rule.id, REASON.NAME_MEMCAP, scope, this.view, rule, EXCEPTION_KEYS.NAME_MEMCAP);
     }
     this.counters.nameWaits++;
     const slot = this.freeSlots.pop() ?? newSlot(this.policy, this.newClientStream());
     if (slot.stream.windowBytes !== settings.namesMaxBytes) slot.stream = this.newClientStream();
-    slot.stream.start(this.flowStart[ctx.flow] as number);
+    slot.stream.start(this.flowStart[ctx.flow]!);
     slot.flow = ctx.flow;
     slot.policy = this.policy;
     slot.scope = scope.index;
@@ -772,7 +772,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       action = scope.defaultAction;
       reason = REASON.DEFAULT;
     } else {
-      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      rule = policy.rules[scope.termRule[term]!] as CompiledRule;
       if (f.stoppedForName) {
         action = policy.settings.onUnreadable as Action;
         reason = REASON.NAME_UNREADABLE;
@@ -803,7 +803,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       action = scope.defaultAction;
       reason = REASON.DEFAULT;
     } else {
-      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      rule = policy.rules[scope.termRule[term]!] as CompiledRule;
       ruleId = rule.id;
       if (f.stoppedForName) {
         action = policy.settings.onUnreadable as Action;
@@ -866,7 +866,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
     let i = 0;
     const keys = this.reclaimKeys;
     while (i < keys.length && scanned < 64) {
-      const flow = keys[i] as number;
+      const flow = keys[i]!;
       const slot = this.pendingByFlow.get(flow);
       scanned++;
       if (slot === undefined || slot.flow !== flow || slot.reading) {
@@ -1018,11 +1018,11 @@ export class FirewallStage implements Stage, ClientBytesReader {
   }
 
   private startKnown(flow: number): boolean {
-    return flow < this.flowBits.length && ((this.flowBits[flow] as number) & FLOW_START_KNOWN) !== 0;
+    return flow < this.flowBits.length && (this.flowBits[flow]! & FLOW_START_KNOWN) !== 0;
   }
 
   private isReading(flow: number): boolean {
-    return flow < this.flowBits.length && ((this.flowBits[flow] as number) & FLOW_READING) !== 0;
+    return flow < this.flowBits.length && (this.flowBits[flow]! & FLOW_READING) !== 0;
   }
 
   private setFlowStart(flow: number, isn1: number, known: boolean): void {
@@ -1039,7 +1039,7 @@ export class FirewallStage implements Stage, ClientBytesReader {
       if (!on) return;
       this.growFlowArrays(flow);
     }
-    const b = this.flowBits[flow] as number;
+    const b = this.flowBits[flow]!;
     this.flowBits[flow] = on ? b | bit : b & ~bit;
   }
 
@@ -1110,8 +1110,8 @@ function fillView(v: FlowView, ctx: PacketContext, swapped: boolean): void {
   const a = swapped ? pkt.dst : pkt.src;
   const b = swapped ? pkt.src : pkt.dst;
   for (let i = 0; i < 4; i++) {
-    v.src[i] = a[i] as number;
-    v.dst[i] = b[i] as number;
+    v.src[i] = a[i]!;
+    v.dst[i] = b[i]!;
   }
   v.sport = swapped ? pkt.dstPort : pkt.srcPort;
   v.dport = swapped ? pkt.srcPort : pkt.dstPort;

@@ -52,10 +52,10 @@ const MAPPED_PREFIX = 96;
 
 export function wordsToBigInt(w: ArrayLike<number>): bigint {
   return (
-    (BigInt((w[0] as number) >>> 0) << 96n) |
-    (BigInt((w[1] as number) >>> 0) << 64n) |
-    (BigInt((w[2] as number) >>> 0) << 32n) |
-    BigInt((w[3] as number) >>> 0)
+    (BigInt(w[0]! >>> 0) << 96n) |
+    (BigInt(w[1]! >>> 0) << 64n) |
+    (BigInt(w[2]! >>> 0) << 32n) |
+    BigInt(w[3]! >>> 0)
   );
 }
 
@@ -99,7 +99,7 @@ export function parseCidr(text: string): Parsed<Cidr> {
     prefix = Number(p);
   }
   if (isV4Text) {
-    const addr = (words[3] as number) >>> 0;
+    const addr = words[3]! >>> 0;
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
     if ((addr & mask) >>> 0 !== addr) {
       const net = formatCidr({ v4: true, addr: (addr & mask) >>> 0, prefix });

@@ -106,8 +106,8 @@ export class TcpStream {
   /** Receive-window bytes advertised by this segment of `dir`, −1 when the scale is unknown. */
   private windowBytes(dir: number, flags: number, window: number): number {
     if ((flags & SYN) !== 0) return window;
-    const mine = this.wscale[dir] as number;
-    const theirs = this.wscale[1 - dir] as number;
+    const mine = this.wscale[dir]!;
+    const theirs = this.wscale[1 - dir]!;
     if (mine === -2 || theirs === -2) return -1;
     return mine >= 0 && theirs >= 0 ? window * 2 ** mine : window;
   }
