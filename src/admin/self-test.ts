@@ -60,7 +60,7 @@ export class SelfTest {
         if (host === srcHost) continue;
         dstWords[3] = (net | host) >>> 0;
         if (workers === 1 || this.native.steeringIndex(srcWords, dstWords, workers, steeringKey) === w) {
-          const inner = buildIPv4Udp({ src: u32ToIpv4(srcWords[3] as number), dst: u32ToIpv4(dstWords[3] as number), srcPort: PROBE_SOURCE_PORT, dstPort: PROBE_PORT, payload: nonce });
+          const inner = buildIPv4Udp({ src: u32ToIpv4(srcWords[3]!), dst: u32ToIpv4(dstWords[3]!), srcPort: PROBE_SOURCE_PORT, dstPort: PROBE_PORT, payload: nonce });
           const header = encodeGeneveHeader({ protocolType: 0x0800, endpointIdHi: 0, endpointIdLo: 0, attachmentIdHi: 0, attachmentIdLo: 0, flowCookie: w });
           return Buffer.concat([header, inner]);
         }

@@ -201,11 +201,11 @@ class ContentFlow implements ContentFlowView, HttpConsumer {
     let c = CLEARED_ALL;
     const n = this.stages.length;
     for (let i = 0; i < n; i++) {
-      const v = this.cleared[2 * i + dir] as number;
+      const v = this.cleared[2 * i + dir]!;
       if (v < c) c = v;
     }
     const seen = this.inspected(dir);
-    const end = this.ended[dir] as number;
+    const end = this.ended[dir]!;
     // After a FIN, or past the inspection depth, nothing more will be inspected: bytes past it are not waited for.
     if ((end === STREAM_END.FIN || end === STREAM_END.DEPTH) && seen === this.delivered(dir)) return c;
     return seen < c ? seen : c;
@@ -307,7 +307,7 @@ export class ContentInspector {
     gwlbPort: number,
     nowMs: number,
   ): ContentResult {
-    const st = flow < this.state.length ? (this.state[flow] as number) : NOT_SEEN;
+    const st = flow < this.state.length ? this.state[flow]! : NOT_SEEN;
     if (st === NOT_INSPECTED) return CONTENT_RESULT.RELEASE;
     let cf: ContentFlow | undefined;
     if (st === NOT_SEEN) {
@@ -384,7 +384,7 @@ export class ContentInspector {
    * through a fragment is asked for like any other (a flow whose every packet is fragmented must not go uninspected).
    */
   fragment(flow: number, dir: number, pkt: InnerPacket, gh: GeneveHeader): ContentResult {
-    const st = flow < this.state.length ? (this.state[flow] as number) : NOT_SEEN;
+    const st = flow < this.state.length ? this.state[flow]! : NOT_SEEN;
     if (st === NOT_INSPECTED) return CONTENT_RESULT.RELEASE;
     if (st === NOT_SEEN) {
       const r = this.start(flow, pkt, gh, dir);
@@ -484,7 +484,7 @@ export class ContentInspector {
         continue;
       }
       const other = dir === 0 ? http.response : http.request;
-      const since = cf.headSince[dir] as number;
+      const since = cf.headSince[dir]!;
       if (since < 0 && !other.notHttp) {
         cf.headSince[dir] = nowMs;
         continue;
@@ -580,7 +580,7 @@ export class ContentInspector {
     const st = cf.stages;
     for (let i = 0; i < st.length && !cf.decided; i++) {
       const s = st[i] as ContentStage;
-      if ((cf.cleared[2 * i + dir] as number) >= first.end) continue;
+      if (cf.cleared[2 * i + dir]! >= first.end) continue;
       let budget: 'bytes' | 'ms' | null = null;
       if (q.payloadBytes > s.holdBudgetBytes) budget = 'bytes';
       else if (timer && nowMs - first.sinceMs >= s.holdBudgetMs) budget = 'ms';

@@ -104,37 +104,37 @@ export function createCounters(): Float64Array {
 /** Drop reasons with their counts (zero ones included, so dashboards see every reason). */
 export function dropReasons(c: Float64Array): Record<string, number> {
   const out: Record<string, number> = {};
-  for (let i = 1; i < GENEVE_ANOMALY_NAMES.length; i++) out[`geneve_${(GENEVE_ANOMALY_NAMES[i] as string).toLowerCase()}`] = c[GENEVE_ANOMALY_BASE + i] as number;
-  for (let i = 1; i < PACKET_ANOMALY_NAMES.length; i++) out[`inner_${(PACKET_ANOMALY_NAMES[i] as string).toLowerCase()}`] = c[INNER_ANOMALY_BASE + i] as number;
-  out['truncated_datagram'] = c[COUNTER.TRUNCATED] as number;
-  out['kernel_rx_queue_full'] = c[COUNTER.KERNEL_RX_DROPS] as number;
-  out['send_failed'] = c[COUNTER.SEND_FAILED] as number;
-  out['policy_drop'] = c[COUNTER.DROPPED_POLICY] as number;
-  out['policy_reject'] = c[COUNTER.REJECTED] as number;
-  out['hold_discarded'] = c[COUNTER.HOLD_DISCARDED] as number;
-  out['memcap'] = c[COUNTER.MEMCAP_DROPPED] as number;
-  out['internal_fault'] = c[COUNTER.FAULT_DROPPED] as number;
-  out['loop_guard'] = c[COUNTER.LOOP_DROPPED] as number;
-  out['gwlb_source_not_allowed'] = c[COUNTER.SOURCE_NOT_ALLOWED] as number;
-  for (const i of FRAGMENT_DROP_COUNTERS) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
+  for (let i = 1; i < GENEVE_ANOMALY_NAMES.length; i++) out[`geneve_${(GENEVE_ANOMALY_NAMES[i] as string).toLowerCase()}`] = c[GENEVE_ANOMALY_BASE + i]!;
+  for (let i = 1; i < PACKET_ANOMALY_NAMES.length; i++) out[`inner_${(PACKET_ANOMALY_NAMES[i] as string).toLowerCase()}`] = c[INNER_ANOMALY_BASE + i]!;
+  out['truncated_datagram'] = c[COUNTER.TRUNCATED]!;
+  out['kernel_rx_queue_full'] = c[COUNTER.KERNEL_RX_DROPS]!;
+  out['send_failed'] = c[COUNTER.SEND_FAILED]!;
+  out['policy_drop'] = c[COUNTER.DROPPED_POLICY]!;
+  out['policy_reject'] = c[COUNTER.REJECTED]!;
+  out['hold_discarded'] = c[COUNTER.HOLD_DISCARDED]!;
+  out['memcap'] = c[COUNTER.MEMCAP_DROPPED]!;
+  out['internal_fault'] = c[COUNTER.FAULT_DROPPED]!;
+  out['loop_guard'] = c[COUNTER.LOOP_DROPPED]!;
+  out['gwlb_source_not_allowed'] = c[COUNTER.SOURCE_NOT_ALLOWED]!;
+  for (const i of FRAGMENT_DROP_COUNTERS) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i]!;
   const k = CONTENT_COUNTER_BASE;
-  out['content_dropped'] = c[k + CONTENT_COUNTER.PACKETS_DROPPED] as number;
-  out['content_discarded'] = c[k + CONTENT_COUNTER.DISCARDED] as number;
+  out['content_dropped'] = c[k + CONTENT_COUNTER.PACKETS_DROPPED]!;
+  out['content_discarded'] = c[k + CONTENT_COUNTER.DISCARDED]!;
   return out;
 }
 
 /** The fixed counters by lower-case name. */
 export function namedCounters(c: Float64Array): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [name, index] of Object.entries(COUNTER)) out[name.toLowerCase()] = c[index] as number;
-  for (let i = 0; i < FRAGMENT_COUNTER_NAMES.length; i++) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i] as number;
-  for (let i = 0; i < CONTENT_COUNTER_NAMES.length; i++) out[`content_${CONTENT_COUNTER_NAMES[i] as string}`] = c[CONTENT_COUNTER_BASE + i] as number;
-  for (let i = 0; i < STREAM_COUNTER_NAMES.length; i++) out[`stream_${STREAM_COUNTER_NAMES[i] as string}`] = c[STREAM_COUNTER_BASE + i] as number;
-  for (let i = 0; i < HTTP_COUNTER_NAMES.length; i++) out[`http_${HTTP_COUNTER_NAMES[i] as string}`] = c[HTTP_COUNTER_BASE + i] as number;
+  for (const [name, index] of Object.entries(COUNTER)) out[name.toLowerCase()] = c[index]!;
+  for (let i = 0; i < FRAGMENT_COUNTER_NAMES.length; i++) out[`fragment_${(FRAGMENT_COUNTER_NAMES[i] as string).toLowerCase()}`] = c[FRAGMENT_COUNTER_BASE + i]!;
+  for (let i = 0; i < CONTENT_COUNTER_NAMES.length; i++) out[`content_${CONTENT_COUNTER_NAMES[i] as string}`] = c[CONTENT_COUNTER_BASE + i]!;
+  for (let i = 0; i < STREAM_COUNTER_NAMES.length; i++) out[`stream_${STREAM_COUNTER_NAMES[i] as string}`] = c[STREAM_COUNTER_BASE + i]!;
+  for (let i = 0; i < HTTP_COUNTER_NAMES.length; i++) out[`http_${HTTP_COUNTER_NAMES[i] as string}`] = c[HTTP_COUNTER_BASE + i]!;
   return out;
 }
 
 /** counters[index] += n (a function because noUncheckedIndexedAccess types typed-array reads as possibly undefined). */
 export function bump(c: Float64Array, index: number, n = 1): void {
-  c[index] = (c[index] as number) + n;
+  c[index] = c[index]! + n;
 }

@@ -63,7 +63,7 @@ export function inSorted(list: Uint32Array, addr: number): boolean {
   let hi = list.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const v = list[mid] as number;
+    const v = list[mid]!;
     if (v === addr) return true;
     if (v < addr) lo = mid + 1;
     else hi = mid - 1;
@@ -75,6 +75,6 @@ export function inSorted(list: Uint32Array, addr: number): boolean {
 export function inCidrs(list: CidrList, addr: number): boolean {
   const n = list.nets.length;
   if (n === 0) return true;
-  for (let i = 0; i < n; i++) if (((addr & (list.masks[i] as number)) >>> 0) === list.nets[i]) return true;
+  for (let i = 0; i < n; i++) if (((addr & list.masks[i]!) >>> 0) === list.nets[i]) return true;
   return false;
 }

@@ -72,7 +72,7 @@ export class Supervisor {
     const fds = this.native.openUdpGroup(ipv4ToU32(s.listen), s.port, s.workers, s.socketBufferBytes, this.steeringKey);
     // Every fd goes into a slot before the next call that can throw, so stop() closes all of them.
     for (let i = 0; i < fds.length; i++) {
-      this.slots.push({ index: i, fd: fds[i] as number, rawFd: -1, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {}, stageHealth: {} });
+      this.slots.push({ index: i, fd: fds[i]!, rawFd: -1, counters: createCounters(), worker: undefined, ready: false, restarts: 0, stopping: false, stageStats: {}, stageHealth: {} });
     }
     if (s.returnMode === 'raw') for (const slot of this.slots) slot.rawFd = this.native.openRawSend(s.socketBufferBytes);
     await Promise.all(this.slots.map((slot) => this.spawn(slot)));
@@ -145,7 +145,7 @@ export class Supervisor {
   workerAlive(index: number, maxAgeMs: number): boolean {
     const slot = this.slots[index];
     if (slot === undefined || !slot.ready) return false;
-    return Date.now() - (slot.counters[COUNTER.HEARTBEAT_MS] as number) <= maxAgeMs;
+    return Date.now() - slot.counters[COUNTER.HEARTBEAT_MS]! <= maxAgeMs;
   }
 
   stats(): Record<string, unknown> {

@@ -110,8 +110,8 @@ function main(): void {
       fault(err);
     }
     bump(counters, COUNTER.TX_PACKETS, sent);
-    bump(counters, COUNTER.TX_BYTES, sendStats[SEND_STAT.BYTES] as number);
-    bump(counters, COUNTER.SEND_ERRORS, sendStats[SEND_STAT.FAILED] as number);
+    bump(counters, COUNTER.TX_BYTES, sendStats[SEND_STAT.BYTES]!);
+    bump(counters, COUNTER.SEND_ERRORS, sendStats[SEND_STAT.FAILED]!);
     bump(counters, COUNTER.SEND_FAILED, list.count - sent);
     list.count = 0;
   };
@@ -141,7 +141,7 @@ function main(): void {
         return false;
       }
       if (stats[0] !== 0) {
-        bump(counters, COUNTER.KERNEL_RX_DROPS, stats[0] as number);
+        bump(counters, COUNTER.KERNEL_RX_DROPS, stats[0]!);
         stats[0] = 0;
       }
       if (n === 0) return false;

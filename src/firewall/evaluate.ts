@@ -8,7 +8,7 @@
  */
 import { NAME_KIND, type CompiledPolicy, type CompiledRule, type CompiledScope } from '../policy/compile.js';
 import { NAME_SOURCE } from './client-name.js';
-import type { FlowView } from './rule-index.js';
+import type { FlowView } from '../match/rule-index.js';
 
 /** How rules with a server-name condition are treated in this evaluation. */
 export const NAME_MODE = {
@@ -68,7 +68,7 @@ export function firstMatch(policy: CompiledPolicy, scope: CompiledScope, view: F
   m.prepare(view, f.ignoreL4);
   let t = m.next(from);
   while (t >= 0) {
-    const rule = policy.rules[scope.termRule[t] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[t]!] as CompiledRule;
     const r = checkRest(rule, f);
     if (r !== 0) {
       f.stoppedForName = r === 2;
@@ -83,7 +83,7 @@ export function firstMatch(policy: CompiledPolicy, scope: CompiledScope, view: F
 export function firstMatchLinear(policy: CompiledPolicy, scope: CompiledScope, view: FlowView, from: number, f: PacketFacts): number {
   f.stoppedForName = false;
   for (let t = from; t < scope.termRule.length; t++) {
-    const rule = policy.rules[scope.termRule[t] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[t]!] as CompiledRule;
     const swapped = scope.termSwapped[t] === 1;
     if (rule.proto !== null && rule.proto[view.proto & 0xff] !== 1) continue;
     const src = swapped ? rule.dst : rule.src;

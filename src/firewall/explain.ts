@@ -15,7 +15,7 @@ import { normalizeDomain, protocolName, TCP_FLAG_BITS } from '../policy/values.j
 import { ACTION_NAMES } from '../pipeline/stage.js';
 import { NAME_SOURCE } from './client-name.js';
 import { createPacketFacts, firstMatch, NAME_MODE } from './evaluate.js';
-import { createFlowView } from './rule-index.js';
+import { createFlowView } from '../match/rule-index.js';
 
 export interface ExplainInput {
   /** IP protocol number. */
@@ -131,7 +131,8 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
   }
   const scope = policy.scopes[scopeIdx] as CompiledScope;
   const t: Tuple = { proto: input.proto, src, dst, sport: input.srcPort ?? 0, dport: input.dstPort ?? 0 };
-  const unreadableNext = policy.settings.onUnreadable === UNREADABLE_NEXT_RULE;
+  const unreadable = policy.settings.onUnreadable;
+  const unreadableNext = unreadable === UNREADABLE_NEXT_RULE;
 
   const earlier: { rule: RuleRef; failed: string }[] = [];
   let decision: Explanation['decision'] | undefined;
@@ -152,11 +153,11 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
         break;
       }
       if (name === undefined) {
-        if (unreadableNext) {
+        if (unreadable === UNREADABLE_NEXT_RULE) {
           earlier.push({ rule: ref(rule), failed: `${field}: no server name given (--sni/--host), and settings.names.on_unreadable is next_rule` });
           continue;
         }
-        const action = ACTION_NAMES[policy.settings.onUnreadable] as ActionName;
+        const action = ACTION_NAMES[unreadable] as ActionName;
         decision = { action, by: 'unreadable_name', rule: ref(rule) };
         because = [...r.held, `${field}: the rule needs the server name; with none readable settings.names.on_unreadable applies: ${action}`];
         notes.push('give --sni NAME or --host NAME to see the decision for a client that sends one');
@@ -202,7 +203,7 @@ export function explainFlow(policy: CompiledPolicy, input: ExplainInput): Explan
   f.name = name === undefined ? '' : normalizeDomain(name);
   f.nameSource = nameSource;
   const term = firstMatch(policy, scope, view, 0, f);
-  const fastRule = term < 0 ? -1 : (scope.termRule[term] as number);
+  const fastRule = term < 0 ? -1 : scope.termRule[term]!;
   const fastPathAgrees = fastRule === (decision.rule?.id ?? -1) && (term < 0 || f.stoppedForName === (decision.by === 'unreadable_name' || decision.by === 'unknown_name'));
 
   let ms: Explanation['midstream'];

@@ -49,7 +49,7 @@ function isTchar(c: number): boolean {
 export function looksLikeHttp(buf: Uint8Array, off: number, len: number): NameResult {
   const n = Math.min(len, MAX_METHOD_BYTES + 1);
   for (let i = 0; i < n; i++) {
-    const c = buf[off + i] as number;
+    const c = buf[off + i]!;
     if (c === SP) return i > 0 ? NAME_RESULT.FOUND : NAME_RESULT.NOT_THIS_PROTOCOL;
     if (!isUpper(c)) return NAME_RESULT.NOT_THIS_PROTOCOL;
   }
@@ -153,11 +153,11 @@ export function parseHttpHost(buf: Uint8Array, off: number, len: number, out: Na
       }
       break;
     }
-    const c0 = buf[p] as number;
+    const c0 = buf[p]!;
     if (c0 === SP || c0 === HTAB) return NAME_RESULT.MALFORMED; // obs-fold
     const colon = indexOf(buf, p, e, COLON);
     if (colon <= p) return NAME_RESULT.MALFORMED;
-    for (let i = p; i < colon; i++) if (!isTchar(buf[i] as number)) return NAME_RESULT.MALFORMED;
+    for (let i = p; i < colon; i++) if (!isTchar(buf[i]!)) return NAME_RESULT.MALFORMED;
     if (colon - p === 4 && equalsCi(buf, p, HOST)) {
       hostLines++;
       if (hostLines > 1) return NAME_RESULT.MALFORMED;
@@ -178,7 +178,7 @@ export function parseHttpHost(buf: Uint8Array, off: number, len: number, out: Na
         if (contentLength >= 0 || ve === vs || ve - vs > MAX_CONTENT_LENGTH_DIGITS) return NAME_RESULT.MALFORMED;
         let v = 0;
         for (let i = vs; i < ve; i++) {
-          const c = buf[i] as number;
+          const c = buf[i]!;
           if (c < 0x30 || c > 0x39) return NAME_RESULT.MALFORMED;
           v = v * 10 + (c - 0x30);
         }
@@ -217,7 +217,7 @@ function authorityHost(b: Uint8Array, s: number, e: number): string | undefined 
     if (close < 0) return undefined;
     let lit = '';
     for (let i = s + 1; i < close; i++) {
-      const c = b[i] as number;
+      const c = b[i]!;
       if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === COLON || c === 0x2e)) return undefined;
       lit += String.fromCharCode(c | (c >= 0x41 && c <= 0x46 ? 0x20 : 0));
     }
@@ -234,7 +234,7 @@ function validPort(b: Uint8Array, colon: number, e: number): boolean {
   if (b[colon] !== COLON) return false;
   if (e - colon - 1 > 5) return false;
   for (let i = colon + 1; i < e; i++) {
-    const c = b[i] as number;
+    const c = b[i]!;
     if (c < 0x30 || c > 0x39) return false;
   }
   return true;
@@ -262,7 +262,7 @@ function startsWith(b: Uint8Array, at: number, text: string): boolean {
 function startsWithCi(b: Uint8Array, at: number, end: number, text: string): boolean {
   if (end - at < text.length) return false;
   for (let i = 0; i < text.length; i++) {
-    const c = b[at + i] as number;
+    const c = b[at + i]!;
     if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== text.charCodeAt(i)) return false;
   }
   return true;
@@ -270,7 +270,7 @@ function startsWithCi(b: Uint8Array, at: number, end: number, text: string): boo
 
 function equalsCi(b: Uint8Array, at: number, lower: number[]): boolean {
   for (let i = 0; i < lower.length; i++) {
-    const c = b[at + i] as number;
+    const c = b[at + i]!;
     if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower[i]) return false;
   }
   return true;
@@ -278,7 +278,7 @@ function equalsCi(b: Uint8Array, at: number, lower: number[]): boolean {
 
 function equalsCiText(b: Uint8Array, at: number, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) {
-    const c = b[at + i] as number;
+    const c = b[at + i]!;
     if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(i)) return false;
   }
   return true;
@@ -328,7 +328,7 @@ export function skipChunked(c: ChunkState, buf: Uint8Array, off: number, len: nu
       if (c.size === 0) c.phase = CHUNK_PHASE.DATA_CR;
       continue;
     }
-    const b = buf[off + i] as number;
+    const b = buf[off + i]!;
     i++;
     switch (c.phase) {
       case CHUNK_PHASE.SIZE: {

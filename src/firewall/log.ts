@@ -85,10 +85,10 @@ export class LogLimiter {
 
   /** True when an event for `key` may be emitted at nowMs; otherwise counts it as suppressed. */
   take(key: number, nowMs: number): boolean {
-    const rate = this.rates[key] as number;
+    const rate = this.rates[key]!;
     if (rate <= 0) return false;
-    const last = this.last[key] as number;
-    let t = this.tokens[key] as number;
+    const last = this.last[key]!;
+    let t = this.tokens[key]!;
     if (last >= 0) t = Math.min(Math.max(1, rate), t + ((nowMs - last) * rate) / 1000);
     this.last[key] = nowMs;
     if (t >= 1) {
@@ -96,13 +96,13 @@ export class LogLimiter {
       return true;
     }
     this.tokens[key] = t;
-    this.suppressedCount[key] = (this.suppressedCount[key] as number) + 1;
+    this.suppressedCount[key] = this.suppressedCount[key]! + 1;
     return false;
   }
 
   /** Suppressed count since the last emitted event of `key`, and reset it. */
   drain(key: number): number {
-    const n = this.suppressedCount[key] as number;
+    const n = this.suppressedCount[key]!;
     this.suppressedCount[key] = 0;
     return n;
   }

@@ -27,17 +27,20 @@
 import { formatEndpointId } from '../geneve/codec.js';
 import { formatIp } from '../packet/address.js';
 import { IP_PROTO } from '../packet/types.js';
+import { createStreamCounters } from '../stream/events.js';
+import { StreamMemcap } from '../stream/memcap.js';
+import type { StreamOptions } from '../stream/options.js';
 import { ACTION, ACTION_NAMES, DIRECTION, STAGE_RESULT, type Action, type FlowAccess, type PacketContext, type Stage, type StageResult } from '../pipeline/stage.js';
 import { compilePolicy, EXCEPTION, UNREADABLE_NEXT_RULE, type CompiledPolicy, type CompiledRule, type CompiledScope, type ExceptionPolicy } from '../policy/compile.js';
 import type { PolicyIssue } from '../policy/errors.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { createClientNameOut, NAME_RESULT, NAME_SOURCE, readClientName } from './client-name.js';
-import { addSegment, consume, createReader, READ_RESULT, resetReader, skipInOrder, type ClientReader } from './client-reader.js';
+import { ClientStream, isAmbiguity, nameStreamMemcapBytes, nameStreamOptions, type ClientBytesReader } from './client-stream.js';
 import { CHUNK_PHASE, createChunkState, HTTP_BODY, resetChunkState, skipChunked, type ChunkState } from './http-host.js';
 import { createPacketFacts, firstMatch, NAME_MODE, type NameMode } from './evaluate.js';
 import { explainFlow, type Explanation, type ExplainInput } from './explain.js';
 import { LogLimiter, REASON, type FirewallLogEvent, type LogHook, type Reason } from './log.js';
-import { createFlowView, type FlowView } from './rule-index.js';
+import { createFlowView, type FlowView } from '../match/rule-index.js';
 import { fromClient, MIDSTREAM, PHASE_MASK, TCP_EVENT, TCP_PHASE, track } from './tcp-state.js';
 
 // A type alias (not an interface) so it satisfies Stage.counters' index signature.
@@ -122,8 +125,8 @@ interface PendingSlot {
   /** 5-tuple as the client sees it (initiator → responder). */
   view: FlowView;
   tcpFlags: number;
-  /** The client's bytes in sequence order from ISN+1. */
-  reader: ClientReader;
+  /** The client's bytes in sequence order from ISN+1 (src/stream reassembly). */
+  stream: ClientStream;
   /** False while waiting for the first name; true once passed and reading later HTTP requests. */
   reading: boolean;
   /** This stage returned HOLD for the flow and has not released it yet. */
@@ -140,6 +143,10 @@ interface PendingSlot {
 
 const EXCEPTION_KEYS = { NAME_UNREADABLE: 0, NAME_MEMCAP: 1, TCP_INVALID: 2, TCP_MIDSTREAM: 3, NAME_UNKNOWN: 4, MIDSTREAM_DENIED: 5, STREAM_ANOMALY: 6 } as const;
 const EXCEPTION_KEY_COUNT = 7;
+
+/** "No result yet, carry on" from a helper that may also decide the packet (a StageResult). */
+const NO_RESULT = -1;
+type NoResult = typeof NO_RESULT;
 
 /** Per-flow bits (FirewallStage.flowBits). */
 const FLOW_START_KNOWN = 1;
@@ -168,7 +175,7 @@ export class PolicyLoadError extends Error {
   }
 }
 
-export class FirewallStage implements Stage {
+export class FirewallStage implements Stage, ClientBytesReader {
   readonly name = 'firewall';
   onLog: LogHook;
   readonly counters: FirewallCounters = createCounters();
@@ -197,11 +204,23 @@ export class FirewallStage implements Stage {
   private flowStart = new Uint32Array(0);
   private flowBits = new Uint8Array(0);
 
+  /** Reassembly of the name slots' client streams: options for the current window, one memcap, counters. */
+  private nameOpts: StreamOptions;
+  private nameMemcap: StreamMemcap;
+  /** Per-worker counters of the name streams (STREAM_COUNTER_NAMES). */
+  readonly streamCounters = createStreamCounters();
+  /** The packet and slot being fed to a ClientStream (its reader callback runs inside the feed). */
+  private feedCtx: PacketContext | null = null;
+  private feedSlot: PendingSlot | null = null;
+  private feedRes: StageResult = STAGE_RESULT.CONTINUE;
+
   constructor(policy: CompiledPolicy, opts: FirewallStageOptions = {}) {
     this.policy = policy;
     this.onLog = opts.onLog ?? noLog;
     this.limiter = this.makeLimiter(policy);
     this.scratch = new Uint8Array(policy.settings.namesMaxBytes);
+    this.nameOpts = nameStreamOptions(policy.settings.namesMaxBytes);
+    this.nameMemcap = new StreamMemcap(nameStreamMemcapBytes(policy.settings.namesMaxBytes, policy.settings.namesMaxPendingFlows));
   }
 
   /**
@@ -244,7 +263,12 @@ export class FirewallStage implements Stage {
   setPolicy(policy: CompiledPolicy, opts: SetPolicyOptions = {}): void {
     this.policy = policy;
     this.limiter = this.makeLimiter(policy);
-    if (this.scratch.length !== policy.settings.namesMaxBytes) this.scratch = new Uint8Array(policy.settings.namesMaxBytes);
+    const w = policy.settings.namesMaxBytes;
+    if (this.scratch.length !== w) this.scratch = new Uint8Array(w);
+    if (this.nameOpts.oooMaxBytes !== w) this.nameOpts = nameStreamOptions(w);
+    const cap = nameStreamMemcapBytes(w, policy.settings.namesMaxPendingFlows);
+    // Streams of slots started earlier keep the memcap they reserved from.
+    if (this.nameMemcap.limitBytes !== cap) this.nameMemcap = new StreamMemcap(cap);
     this.epoch++;
     if (opts.reevaluate === true) this.reevalBefore = this.epoch;
   }
@@ -273,7 +297,7 @@ export class FirewallStage implements Stage {
           if (tstate !== prev) flows.setTcpState(flow, tstate);
           if ((pkt.tcpFlags & SYN_FLAG) !== 0 && flows.getAction(flow) === ACTION.NONE) {
             const res = this.onHandshake(ctx, prev, tstate);
-            if (res >= 0) return res as StageResult;
+            if (res !== NO_RESULT) return res;
           }
           break;
         case TCP_EVENT.CLOSED:
@@ -299,14 +323,14 @@ export class FirewallStage implements Stage {
         case TCP_EVENT.INVALID: {
           this.counters.tcpInvalid++;
           const res = this.exception(ctx, settings.onInvalid, REASON.TCP_INVALID, EXCEPTION_KEYS.TCP_INVALID);
-          if (res >= 0) return res as StageResult;
+          if (res !== NO_RESULT) return res;
           break;
         }
         default: {
           // MIDSTREAM_REFUSED (there is no pass choice: pickup on is the pass choice).
           this.counters.midstreamRefused++;
           const res = this.exception(ctx, settings.onMidstream, REASON.TCP_MIDSTREAM, EXCEPTION_KEYS.TCP_MIDSTREAM);
-          if (res >= 0) return res as StageResult;
+          if (res !== NO_RESULT) return res;
         }
       }
     }
@@ -328,9 +352,9 @@ export class FirewallStage implements Stage {
   /**
    * A SYN or SYN-ACK of a flow not decided yet: remember where the client's stream starts (ISN+1 of its SYN), and
    * refuse handshakes that make the start ambiguous (a second SYN with another ISN, a SYN-ACK acknowledging another
-   * one): the server might read from a start other than the one the name reader uses. -1 = carry on.
+   * one): the server might read from a start other than the one the name reader uses. NO_RESULT = carry on.
    */
-  private onHandshake(ctx: PacketContext, prev: number, tstate: number): number {
+  private onHandshake(ctx: PacketContext, prev: number, tstate: number): StageResult | NoResult {
     const pkt = ctx.pkt;
     const flow = ctx.flow;
     const prevPhase = prev & PHASE_MASK;
@@ -338,15 +362,15 @@ export class FirewallStage implements Stage {
     if ((pkt.tcpFlags & ACK_FLAG) === 0) {
       if (prevPhase === TCP_PHASE.NONE) {
         this.setFlowStart(flow, (pkt.tcpSeq + 1) >>> 0, true);
-        return -1;
+        return NO_RESULT;
       }
       if (fromCli && this.startKnown(flow) && ((pkt.tcpSeq + 1) >>> 0) !== this.flowStart[flow]) return this.streamAnomaly(ctx, null);
-      return -1;
+      return NO_RESULT;
     }
     // The SYN-ACK acknowledges ISN+1, or more when it accepts data carried on the SYN (TCP Fast Open, RFC 7413).
-    const acked = (pkt.tcpAck - (this.flowStart[flow] as number)) | 0;
+    const acked = (pkt.tcpAck - this.flowStart[flow]!) | 0;
     if (!fromCli && this.startKnown(flow) && (acked < 0 || acked > this.policy.settings.namesMaxBytes)) return this.streamAnomaly(ctx, null);
-    return -1;
+    return NO_RESULT;
   }
 
   onHoldExpired(flow: number): Action {
@@ -401,7 +425,7 @@ export class FirewallStage implements Stage {
     this.counters.decisions++;
     if (midstream) return this.decideMidstream(ctx, scope, term);
     if (term < 0) return this.settleCtx(ctx, scope.defaultAction, -1, REASON.DEFAULT, scope, view, null);
-    const rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[term]!] as CompiledRule;
     if (!f.stoppedForName) return this.settleCtx(ctx, rule.action, rule.id, REASON.RULE, scope, view, rule);
     if (f.nameMode !== NAME_MODE.UNKNOWN) return this.settleUnreadable(ctx, scope, view, rule);
     // The server spoke first (SSH, SMTP, ...): there will be no ClientHello or request head to read.
@@ -425,7 +449,7 @@ export class FirewallStage implements Stage {
       action = scope.defaultAction;
       reason = REASON.DEFAULT;
     } else {
-      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      rule = policy.rules[scope.termRule[term]!] as CompiledRule;
       if (this.facts.stoppedForName) {
         this.counters.namesUnknown++;
         action = policy.settings.onUnknown;
@@ -455,7 +479,7 @@ export class FirewallStage implements Stage {
 
   private needsReevaluation(flow: number, action: Action): boolean {
     if (flow >= this.decidedEpoch.length) return false;
-    const e = this.decidedEpoch[flow] as number;
+    const e = this.decidedEpoch[flow]!;
     // Only verdicts this stage made (another stage's drop is not the firewall's to undo).
     return e !== 0 && e < this.reevalBefore && this.decidedAction[flow] === action;
   }
@@ -481,7 +505,7 @@ export class FirewallStage implements Stage {
       return cached(ctx, old);
     }
     if (term < 0) return this.settleCtx(ctx, scope.defaultAction, -1, REASON.DEFAULT, scope, this.view, null);
-    const rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+    const rule = policy.rules[scope.termRule[term]!] as CompiledRule;
     return this.settleCtx(ctx, rule.action, rule.id, REASON.RULE, scope, this.view, rule);
   }
 
@@ -491,13 +515,13 @@ export class FirewallStage implements Stage {
     const settings = this.policy.settings;
     if (this.pendingByFlow.size >= settings.namesMaxPendingFlows && !this.reclaimExpired(ctx.nowMs)) {
       this.counters.nameMemcap++;
-      const rule = this.policy.rules[scope.termRule[term] as number] as CompiledRule;
+      const rule = this.policy.rules[scope.termRule[term]!] as CompiledRule;
       return this.settleCtx(ctx, settings.onMemcap, rule.id, REASON.NAME_MEMCAP, scope, this.view, rule, EXCEPTION_KEYS.NAME_MEMCAP);
     }
     this.counters.nameWaits++;
-    const slot = this.freeSlots.pop() ?? newSlot(this.policy);
-    if (slot.reader.buf.length !== settings.namesMaxBytes) slot.reader = createReader(settings.namesMaxBytes);
-    resetReader(slot.reader, this.flowStart[ctx.flow] as number);
+    const slot = this.freeSlots.pop() ?? newSlot(this.policy, this.newClientStream());
+    if (slot.stream.windowBytes !== settings.namesMaxBytes) slot.stream = this.newClientStream();
+    slot.stream.start(this.flowStart[ctx.flow]!);
     slot.flow = ctx.flow;
     slot.policy = this.policy;
     slot.scope = scope.index;
@@ -525,50 +549,64 @@ export class FirewallStage implements Stage {
     return (pkt.tcpFlags & SYN_FLAG) !== 0 ? (pkt.tcpSeq + 1) >>> 0 : pkt.tcpSeq >>> 0;
   }
 
+  private newClientStream(): ClientStream {
+    return new ClientStream(this.policy.settings.namesMaxBytes, this.nameOpts, this.nameMemcap, this.streamCounters, this);
+  }
+
   /**
-   * Feeds this client segment to the slot's reader and reads what became contiguous: the first name (waiting) or
-   * the requests (reading). A segment larger than the window room goes in pieces, each read before the next, so
-   * the window bounds memory, not what a connection may carry. A segment past the window after a gap is dropped
-   * (not kept, so it must not reach the server; the client sends it again once the window has moved).
+   * Feeds this client segment to the slot's stream. The bytes that become contiguous are read as they arrive
+   * (onClientBytes): the first name (waiting) or the requests (reading). A segment the stream does not keep (too far
+   * ahead, out-of-order buffer full) is dropped: it must not reach the server unread, and the client sends it
+   * again. Bytes a server could read differently (before ISN+1, a differing overlap) are names.on_anomaly's.
    */
   private feed(ctx: PacketContext, slot: PendingSlot): StageResult {
     const pkt = ctx.pkt;
-    const reader = slot.reader;
-    let seq = this.dataSeq(ctx);
-    let off = pkt.payloadOffset;
-    let len = pkt.payloadLength;
-    for (;;) {
-      const pos = (seq - reader.start) | 0;
-      let n = len;
-      if (pos + n > reader.buf.length) {
-        if (pos > reader.contig) return this.beyondWindow(ctx, slot);
-        n = reader.buf.length - pos;
-      }
-      if (n > 0) {
-        const r = addSegment(reader, ctx.buf, off, n, seq);
-        if (r === READ_RESULT.BEYOND_WINDOW) return this.beyondWindow(ctx, slot);
-        if (r !== READ_RESULT.OK) return this.streamAnomaly(ctx, slot) as StageResult;
-      }
-      const res = slot.reading ? this.readRequests(ctx, slot) : this.readName(ctx, slot);
-      if (slot.flow !== ctx.flow || res === STAGE_RESULT.VERDICT) return res;
-      len -= n;
-      if (len <= 0 || n <= 0) return res;
-      seq = (seq + n) >>> 0;
-      off += n;
+    const cs = slot.stream;
+    this.feedCtx = ctx;
+    this.feedSlot = slot;
+    // Nothing became contiguous (out of order): a waiting flow holds, a reading one passes its packet.
+    this.feedRes = slot.reading ? STAGE_RESULT.CONTINUE : STAGE_RESULT.HOLD;
+    cs.segment(this.dataSeq(ctx), ctx.buf, pkt.payloadOffset, pkt.payloadLength, ctx.nowMs);
+    this.feedCtx = null;
+    this.feedSlot = null;
+    const owned = slot.flow === ctx.flow;
+    if (!owned) cs.close();
+    const a = cs.anomaly;
+    if (a >= 0) {
+      if (isAmbiguity(a)) {
+        const r = this.streamAnomaly(ctx, owned ? slot : null);
+        if (r !== NO_RESULT) return r;
+      } else return this.beyondWindow(ctx, owned ? slot : null);
     }
+    if (this.feedRes === STAGE_RESULT.HOLD) {
+      // Released meanwhile (names.on_anomaly pass_packet): nothing is waited for any more.
+      if (slot.flow !== ctx.flow) return STAGE_RESULT.CONTINUE;
+      slot.holding = true;
+    }
+    return this.feedRes;
   }
 
-  private beyondWindow(ctx: PacketContext, slot: PendingSlot): StageResult {
+  /** ClientBytesReader: bytes of the slot being fed became contiguous. False once the flow is decided or released. */
+  onClientBytes(): boolean {
+    const ctx = this.feedCtx;
+    const slot = this.feedSlot;
+    if (ctx === null || slot === null || slot.flow !== ctx.flow) return false;
+    const res = slot.reading ? this.readRequests(ctx, slot) : this.readName(ctx, slot);
+    this.feedRes = res;
+    return slot.flow === ctx.flow && res !== STAGE_RESULT.VERDICT;
+  }
+
+  private beyondWindow(ctx: PacketContext, slot: PendingSlot | null): StageResult {
     this.counters.readerBeyondWindow++;
     ctx.action = ACTION.DROP;
     ctx.ruleId = -1;
     ctx.reason = REASON.STREAM_ANOMALY;
-    slot.holding = false; // the engine discards the flow's held packets with this drop; the client resends them
+    if (slot !== null) slot.holding = false; // the engine discards the flow's held packets with this drop; the client resends them
     return STAGE_RESULT.VERDICT;
   }
 
   /** names.on_anomaly for a flow whose client bytes are ambiguous. */
-  private streamAnomaly(ctx: PacketContext, slot: PendingSlot | null): number {
+  private streamAnomaly(ctx: PacketContext, slot: PendingSlot | null): StageResult | NoResult {
     this.counters.streamAnomalies++;
     const policy = this.policy.settings.onAnomaly;
     if (slot !== null && policy !== EXCEPTION.DROP_PACKET) this.releasePending(slot.flow);
@@ -594,7 +632,7 @@ export class FirewallStage implements Stage {
 
   /** Reads the first name from the contiguous client bytes of a waiting flow; decides it once known. */
   private readName(ctx: PacketContext, slot: PendingSlot): StageResult {
-    const reader = slot.reader;
+    const reader = slot.stream;
     const out = this.nameOut;
     const r = readClientName(reader.buf, 0, reader.contig, this.scratch, out);
     if (r === NAME_RESULT.NEED_MORE) {
@@ -635,7 +673,7 @@ export class FirewallStage implements Stage {
     slot.reading = true;
     slot.holding = false;
     slot.deadline = Infinity;
-    consume(slot.reader, headBytes);
+    slot.stream.consume(headBytes);
     this.afterHead(slot, body, bodyBytes);
     this.setBit(slot.flow, FLOW_READING, true);
   }
@@ -650,7 +688,7 @@ export class FirewallStage implements Stage {
   private onReadingPacket(ctx: PacketContext, slot: PendingSlot): StageResult {
     const pkt = ctx.pkt;
     // Fast path: the next bytes of a body, in order: nothing to copy.
-    if (slot.httpState === HTTP_READ.BODY && pkt.payloadLength <= slot.bodyLeft && skipInOrder(slot.reader, this.dataSeq(ctx), pkt.payloadLength)) {
+    if (slot.httpState === HTTP_READ.BODY && pkt.payloadLength <= slot.bodyLeft && slot.stream.skipInOrder(this.dataSeq(ctx), pkt.payloadLength)) {
       slot.bodyLeft -= pkt.payloadLength;
       if (slot.bodyLeft === 0) slot.httpState = HTTP_READ.HEAD;
       return STAGE_RESULT.CONTINUE;
@@ -665,20 +703,20 @@ export class FirewallStage implements Stage {
    * so the server never has the whole head. Partial heads pass: a server acts on a request only once its head ends.
    */
   private readRequests(ctx: PacketContext, slot: PendingSlot): StageResult {
-    const reader = slot.reader;
+    const reader = slot.stream;
     const out = this.nameOut;
     for (;;) {
       if (reader.contig === 0) return STAGE_RESULT.CONTINUE;
       if (slot.httpState === HTTP_READ.BODY) {
         const n = Math.min(slot.bodyLeft, reader.contig);
-        consume(reader, n);
+        reader.consume(n);
         slot.bodyLeft -= n;
         if (slot.bodyLeft === 0) slot.httpState = HTTP_READ.HEAD;
         continue;
       }
       if (slot.httpState === HTTP_READ.CHUNKED) {
         const n = skipChunked(slot.chunk, reader.buf, 0, reader.contig);
-        consume(reader, n);
+        reader.consume(n);
         if (slot.chunk.phase === CHUNK_PHASE.BAD) return this.unreadableRequest(ctx, slot);
         if (slot.chunk.phase === CHUNK_PHASE.DONE) slot.httpState = HTTP_READ.HEAD;
         continue;
@@ -692,8 +730,8 @@ export class FirewallStage implements Stage {
       if (r !== NAME_RESULT.FOUND || out.source !== NAME_SOURCE.HTTP) return this.unreadableRequest(ctx, slot);
       this.counters.namesRead++;
       const res = this.endReading(ctx, slot, true, out.name, out.source);
-      if (res >= 0) return res as StageResult;
-      consume(reader, out.head.headBytes);
+      if (res !== NO_RESULT) return res;
+      reader.consume(out.head.headBytes);
       if (out.head.opaqueAfter) {
         // CONNECT or Upgrade: what follows is not HTTP (docs/policy.md, "Server names").
         this.releasePending(slot.flow);
@@ -706,7 +744,7 @@ export class FirewallStage implements Stage {
   /** A later request whose head (or body framing) cannot be read: names.on_unreadable decides the connection. */
   private unreadableRequest(ctx: PacketContext, slot: PendingSlot): StageResult {
     const res = this.endReading(ctx, slot, false, null, NAME_SOURCE.NONE);
-    if (res >= 0) return res as StageResult;
+    if (res !== NO_RESULT) return res;
     // on_unreadable let it pass: nothing more can be read reliably on this connection.
     this.releasePending(slot.flow);
     return STAGE_RESULT.CONTINUE;
@@ -714,9 +752,9 @@ export class FirewallStage implements Stage {
 
   /**
    * Judges one later request of a reading flow by its name (known) or its unreadable head. Refused: the
-   * connection is reset (verdict cached), the slot released, a StageResult returned; allowed: -1.
+   * connection is reset (verdict cached), the slot released, a StageResult returned; allowed: NO_RESULT.
    */
-  private endReading(ctx: PacketContext, slot: PendingSlot, known: boolean, name: string | null, source: number): number {
+  private endReading(ctx: PacketContext, slot: PendingSlot, known: boolean, name: string | null, source: number): StageResult | NoResult {
     if (known) this.setKnownName(slot, name as string, source);
     else {
       this.counters.namesUnreadable++;
@@ -734,14 +772,14 @@ export class FirewallStage implements Stage {
       action = scope.defaultAction;
       reason = REASON.DEFAULT;
     } else {
-      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      rule = policy.rules[scope.termRule[term]!] as CompiledRule;
       if (f.stoppedForName) {
         action = policy.settings.onUnreadable as Action;
         reason = REASON.NAME_UNREADABLE;
         key = EXCEPTION_KEYS.NAME_UNREADABLE;
       } else action = rule.action;
     }
-    if (action === ACTION.PASS || action === ACTION.ALERT) return -1;
+    if (action === ACTION.PASS || action === ACTION.ALERT) return NO_RESULT;
     this.counters.requestsRefused++;
     // The connection carries requests the server already acts on: it ends, both ends told (reject).
     this.settle(ctx.flows, slot.flow, ACTION.REJECT, rule?.id ?? -1, reason, scope, slot.view, rule, key, ctx.nowMs, slotEndpoint(slot), name, source, true);
@@ -765,7 +803,7 @@ export class FirewallStage implements Stage {
       action = scope.defaultAction;
       reason = REASON.DEFAULT;
     } else {
-      rule = policy.rules[scope.termRule[term] as number] as CompiledRule;
+      rule = policy.rules[scope.termRule[term]!] as CompiledRule;
       ruleId = rule.id;
       if (f.stoppedForName) {
         action = policy.settings.onUnreadable as Action;
@@ -828,7 +866,7 @@ export class FirewallStage implements Stage {
     let i = 0;
     const keys = this.reclaimKeys;
     while (i < keys.length && scanned < 64) {
-      const flow = keys[i] as number;
+      const flow = keys[i]!;
       const slot = this.pendingByFlow.get(flow);
       scanned++;
       if (slot === undefined || slot.flow !== flow || slot.reading) {
@@ -853,6 +891,8 @@ export class FirewallStage implements Stage {
     slot.flow = -1;
     slot.reading = false;
     slot.holding = false;
+    // A stream being fed is closed by feed() once its segment is done.
+    if (slot !== this.feedSlot) slot.stream.close();
     this.freeSlots.push(slot);
     // Keep the reclaim queue bounded by the live waits (entries of released flows are skipped, then trimmed).
     if (this.reclaimKeys.length > 2 * this.pendingByFlow.size + 64) {
@@ -929,8 +969,8 @@ export class FirewallStage implements Stage {
     this.onLog(event);
   }
 
-  /** Exception policy outcome: a StageResult, or -1 for pass_packet (carry on as if valid). */
-  private exception(ctx: PacketContext, policy: ExceptionPolicy, reason: Reason, key: number): number {
+  /** Exception policy outcome: a StageResult, or NO_RESULT for pass_packet (carry on as if valid). */
+  private exception(ctx: PacketContext, policy: ExceptionPolicy, reason: Reason, key: number): StageResult | NoResult {
     let action: Action = ACTION.DROP;
     if (policy === EXCEPTION.DROP_FLOW) ctx.flows.setVerdict(ctx.flow, ACTION.DROP, -1);
     else if (policy === EXCEPTION.REJECT_FLOW) {
@@ -938,7 +978,7 @@ export class FirewallStage implements Stage {
       ctx.flows.setVerdict(ctx.flow, ACTION.REJECT, -1);
     }
     this.logException(ctx, policy === EXCEPTION.PASS_PACKET ? ACTION.PASS : action, reason, key);
-    if (policy === EXCEPTION.PASS_PACKET) return -1;
+    if (policy === EXCEPTION.PASS_PACKET) return NO_RESULT;
     ctx.action = action;
     ctx.ruleId = -1;
     ctx.reason = reason;
@@ -978,11 +1018,11 @@ export class FirewallStage implements Stage {
   }
 
   private startKnown(flow: number): boolean {
-    return flow < this.flowBits.length && ((this.flowBits[flow] as number) & FLOW_START_KNOWN) !== 0;
+    return flow < this.flowBits.length && (this.flowBits[flow]! & FLOW_START_KNOWN) !== 0;
   }
 
   private isReading(flow: number): boolean {
-    return flow < this.flowBits.length && ((this.flowBits[flow] as number) & FLOW_READING) !== 0;
+    return flow < this.flowBits.length && (this.flowBits[flow]! & FLOW_READING) !== 0;
   }
 
   private setFlowStart(flow: number, isn1: number, known: boolean): void {
@@ -999,7 +1039,7 @@ export class FirewallStage implements Stage {
       if (!on) return;
       this.growFlowArrays(flow);
     }
-    const b = this.flowBits[flow] as number;
+    const b = this.flowBits[flow]!;
     this.flowBits[flow] = on ? b | bit : b & ~bit;
   }
 
@@ -1070,8 +1110,8 @@ function fillView(v: FlowView, ctx: PacketContext, swapped: boolean): void {
   const a = swapped ? pkt.dst : pkt.src;
   const b = swapped ? pkt.src : pkt.dst;
   for (let i = 0; i < 4; i++) {
-    v.src[i] = a[i] as number;
-    v.dst[i] = b[i] as number;
+    v.src[i] = a[i]!;
+    v.dst[i] = b[i]!;
   }
   v.sport = swapped ? pkt.dstPort : pkt.srcPort;
   v.dport = swapped ? pkt.srcPort : pkt.dstPort;
@@ -1085,7 +1125,7 @@ function copyView(from: FlowView, to: FlowView): void {
   to.dport = from.dport;
 }
 
-function newSlot(policy: CompiledPolicy): PendingSlot {
+function newSlot(policy: CompiledPolicy, stream: ClientStream): PendingSlot {
   return {
     flow: -1,
     policy,
@@ -1094,7 +1134,7 @@ function newSlot(policy: CompiledPolicy): PendingSlot {
     clientDir: 0,
     view: createFlowView(),
     tcpFlags: 0,
-    reader: createReader(policy.settings.namesMaxBytes),
+    stream,
     reading: false,
     holding: false,
     httpState: HTTP_READ.HEAD,

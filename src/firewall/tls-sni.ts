@@ -63,7 +63,7 @@ export function parseTlsClientHello(buf: Uint8Array, off: number, len: number, s
     if (end - pos < TLS_RECORD_HEADER_BYTES) return NAME_RESULT.NEED_MORE;
     if (buf[pos] !== TLS_CONTENT_HANDSHAKE) return NAME_RESULT.MALFORMED; // §5.1: no interleaving before the hello ends
     if (buf[pos + 1] !== 3) return NAME_RESULT.MALFORMED;
-    const recLen = ((buf[pos + 3] as number) << 8) | (buf[pos + 4] as number);
+    const recLen = (buf[pos + 3]! << 8) | buf[pos + 4]!;
     if (recLen === 0 || recLen > TLS_MAX_RECORD_BYTES) return NAME_RESULT.MALFORMED; // §5.1: zero-length handshake fragments MUST NOT be sent
     const fragOff = pos + TLS_RECORD_HEADER_BYTES;
     const avail = Math.min(recLen, end - fragOff);
@@ -93,11 +93,11 @@ export function parseTlsClientHello(buf: Uint8Array, off: number, len: number, s
 }
 
 function readU24(b: Uint8Array, at: number): number {
-  return ((b[at] as number) << 16) | ((b[at + 1] as number) << 8) | (b[at + 2] as number);
+  return (b[at]! << 16) | (b[at + 1]! << 8) | b[at + 2]!;
 }
 
 function readU16(b: Uint8Array, at: number): number {
-  return ((b[at] as number) << 8) | (b[at + 1] as number);
+  return (b[at]! << 8) | b[at + 1]!;
 }
 
 /** ClientHello body at b[p, p + len). */
@@ -107,7 +107,7 @@ function parseHello(b: Uint8Array, p0: number, len: number, out: NameOut): NameR
   // legacy_version + random
   if (end - p < 2 + RANDOM_BYTES + 1) return NAME_RESULT.MALFORMED;
   p += 2 + RANDOM_BYTES;
-  const sidLen = b[p] as number;
+  const sidLen = b[p]!;
   if (sidLen > MAX_SESSION_ID_BYTES) return NAME_RESULT.MALFORMED; // legacy_session_id<0..32>
   p += 1 + sidLen;
   if (end - p < 2) return NAME_RESULT.MALFORMED;
@@ -115,7 +115,7 @@ function parseHello(b: Uint8Array, p0: number, len: number, out: NameOut): NameR
   if (csLen < 2 || (csLen & 1) !== 0) return NAME_RESULT.MALFORMED; // cipher_suites<2..2^16-2>, 2-byte entries
   p += 2 + csLen;
   if (end - p < 1) return NAME_RESULT.MALFORMED;
-  const cmLen = b[p] as number;
+  const cmLen = b[p]!;
   if (cmLen < 1) return NAME_RESULT.MALFORMED; // legacy_compression_methods<1..2^8-1>
   p += 1 + cmLen;
   if (p > end) return NAME_RESULT.MALFORMED;
@@ -152,7 +152,7 @@ function parseServerNameList(b: Uint8Array, p0: number, len: number, out: NameOu
   let result: NameResult = NAME_RESULT.ABSENT;
   while (p < end) {
     if (end - p < 3) return NAME_RESULT.MALFORMED;
-    const nameType = b[p] as number;
+    const nameType = b[p]!;
     const nameLen = readU16(b, p + 1);
     p += 3;
     if (nameLen < 1 || end - p < nameLen) return NAME_RESULT.MALFORMED;
@@ -174,7 +174,7 @@ export function hostName(b: Uint8Array, p: number, len: number): string | undefi
   if (len > 255) return undefined;
   let s = '';
   for (let i = 0; i < len; i++) {
-    let c = b[p + i] as number;
+    let c = b[p + i]!;
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f;
     if (!ok) return undefined;

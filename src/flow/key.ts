@@ -90,8 +90,8 @@ export function effectiveDstPort(pkt: InnerPacket): number {
  */
 /** The symmetric core of both hashes: the two endpoints' hashes added (order-free), then the protocol. */
 function endpointSum(protocol: number, src: ArrayLike<number>, srcPort: number, dst: ArrayLike<number>, dstPort: number, seed: number): number {
-  const a = endpointHash(src[0] as number, src[1] as number, src[2] as number, src[3] as number, srcPort, seed);
-  const b = endpointHash(dst[0] as number, dst[1] as number, dst[2] as number, dst[3] as number, dstPort, seed);
+  const a = endpointHash(src[0]!, src[1]!, src[2]!, src[3]!, srcPort, seed);
+  const b = endpointHash(dst[0]!, dst[1]!, dst[2]!, dst[3]!, dstPort, seed);
   return ((a + b) | 0) ^ Math.imul(protocol + 1, PROTOCOL_SPREAD);
 }
 

@@ -133,7 +133,7 @@ export async function runEmulator(cfg: EmulatorProcessConfig): Promise<void> {
     {
       send(target: EmulatorTarget, portIndex: number, buf: Buffer, off: number, len: number): boolean {
         try {
-          return native.sendOne(sendFds[portIndex] as number, buf, off, len, target.addrU32, target.spec.port) > 0;
+          return native.sendOne(sendFds[portIndex]!, buf, off, len, target.addrU32, target.spec.port) > 0;
         } catch {
           sendErrors++;
           return false;

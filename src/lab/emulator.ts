@@ -261,7 +261,7 @@ function prefixContains(p: Prefix, addr: Uint32Array): boolean {
   for (let w = 0; w < 4 && bits > 0; w++) {
     const take = bits >= 32 ? 32 : bits;
     const mask = take === 32 ? 0xffffffff : ~(0xffffffff >>> take);
-    if ((((addr[w] as number) ^ (p.net[w] as number)) & mask) !== 0) return false;
+    if (((addr[w]! ^ p.net[w]!) & mask) !== 0) return false;
     bits -= take;
   }
   return true;
@@ -269,8 +269,8 @@ function prefixContains(p: Prefix, addr: Uint32Array): boolean {
 
 /** IPv6 link-local source (fe80::/10) or multicast destination (ff00::/8); IPv4 multicast/broadcast destination. */
 function isLinkLocalOrMulticast(pkt: InnerPacket): boolean {
-  if (pkt.ipVersion === 6) return (pkt.src[0] as number) >>> 22 === 0x3fa || (pkt.dst[0] as number) >>> 24 === 0xff;
-  const d = pkt.dst[3] as number;
+  if (pkt.ipVersion === 6) return pkt.src[0]! >>> 22 === 0x3fa || pkt.dst[0]! >>> 24 === 0xff;
+  const d = pkt.dst[3]!;
   return d >>> 28 === 0xe || d === 0xffffffff;
 }
 

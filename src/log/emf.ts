@@ -45,7 +45,7 @@ export function metricsEvent(prev: MetricsSample, cur: MetricsSample, autoScalin
 
 /** A sample from the supervisor's /stats totals. */
 export function sampleOf(stats: Record<string, unknown>, atMs: number): MetricsSample {
-  const num = (k: string): number => (typeof stats[k] === 'number' ? (stats[k] as number) : 0);
+  const num = (k: string): number => (typeof stats[k] === 'number' ? stats[k]! : 0);
   const drops = stats['drops'];
   let dropped = 0;
   if (drops !== null && typeof drops === 'object') for (const v of Object.values(drops as Record<string, unknown>)) if (typeof v === 'number') dropped += v;

@@ -130,7 +130,7 @@ export function tryParseIp(s: string): Uint32Array | undefined {
   const g = parseIpv6Groups(s);
   if (g === undefined) return undefined;
   const out = new Uint32Array(4);
-  for (let w = 0; w < 4; w++) out[w] = (((g[2 * w] as number) << 16) | (g[2 * w + 1] as number)) >>> 0;
+  for (let w = 0; w < 4; w++) out[w] = ((g[2 * w]! << 16) | g[2 * w + 1]!) >>> 0;
   return out;
 }
 
@@ -148,10 +148,10 @@ export function isIpv4Mapped(words: ArrayLike<number>): boolean {
 
 /** Four words → text: dotted quad for IPv4-mapped addresses, RFC 5952 canonical IPv6 otherwise. */
 export function formatIp(words: ArrayLike<number>): string {
-  if (isIpv4Mapped(words)) return u32ToIpv4(words[3] as number);
+  if (isIpv4Mapped(words)) return u32ToIpv4(words[3]!);
   const g: number[] = [];
   for (let w = 0; w < 4; w++) {
-    const v = (words[w] as number) >>> 0;
+    const v = words[w]! >>> 0;
     g.push(v >>> 16, v & 0xffff);
   }
   // RFC 5952 §4.2: compress the longest run of ≥ 2 zero groups; the first one when runs tie.

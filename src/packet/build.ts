@@ -96,8 +96,8 @@ export function buildIPv6(o: Ipv6Options): Buffer {
   const s = parseIpv6(o.src);
   const d = parseIpv6(o.dst);
   for (let i = 0; i < 4; i++) {
-    b.writeUInt32BE(s[i] as number, 8 + 4 * i);
-    b.writeUInt32BE(d[i] as number, 24 + 4 * i);
+    b.writeUInt32BE(s[i]!, 8 + 4 * i);
+    b.writeUInt32BE(d[i]!, 24 + 4 * i);
   }
   b.set(payload, IPV6_HEADER_LENGTH);
   return b;

@@ -7,9 +7,9 @@ export function sum16(buf: Uint8Array, off: number, len: number, initial = 0): n
   let sum = initial;
   const end = off + len - 1;
   let i = off;
-  for (; i < end; i += 2) sum += ((buf[i] as number) << 8) | (buf[i + 1] as number);
+  for (; i < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
   // RFC 1071 §4.1: an odd trailing byte is padded with a zero byte on the right.
-  if (i === end) sum += (buf[i] as number) << 8;
+  if (i === end) sum += buf[i]! << 8;
   // Fold periodically is unnecessary: 2^53 / 0xffff words ≈ 1.4e11, far beyond any packet.
   return sum;
 }
@@ -28,8 +28,8 @@ export function pseudoSumV4(src: number, dst: number, protocol: number, l4Length
 export function pseudoSumV6(src: Uint32Array, dst: Uint32Array, nextHeader: number, l4Length: number): number {
   let sum = nextHeader + (l4Length >>> 16) + (l4Length & 0xffff);
   for (let i = 0; i < 4; i++) {
-    const s = src[i] as number;
-    const d = dst[i] as number;
+    const s = src[i]!;
+    const d = dst[i]!;
     sum += (s >>> 16) + (s & 0xffff) + (d >>> 16) + (d & 0xffff);
   }
   return sum;

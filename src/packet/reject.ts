@@ -69,8 +69,8 @@ function writeIpHeader(out: Buffer, off: number, v4: boolean, src: Uint32Array, 
     out.writeUInt8(ORIGINATED_TTL, off + 8);
     out.writeUInt8(protocol, off + 9);
     out.writeUInt16BE(0, off + 10);
-    out.writeUInt32BE(src[3] as number, off + 12);
-    out.writeUInt32BE(dst[3] as number, off + 16);
+    out.writeUInt32BE(src[3]!, off + 12);
+    out.writeUInt32BE(dst[3]!, off + 16);
     out.writeUInt16BE(fold(sum16(out, off, IPV4_HEADER_BYTES)), off + 10);
     return IPV4_HEADER_BYTES;
   }
@@ -79,14 +79,14 @@ function writeIpHeader(out: Buffer, off: number, v4: boolean, src: Uint32Array, 
   out.writeUInt8(protocol, off + 6);
   out.writeUInt8(ORIGINATED_TTL, off + 7);
   for (let i = 0; i < 4; i++) {
-    out.writeUInt32BE(src[i] as number, off + 8 + 4 * i);
-    out.writeUInt32BE(dst[i] as number, off + 24 + 4 * i);
+    out.writeUInt32BE(src[i]!, off + 8 + 4 * i);
+    out.writeUInt32BE(dst[i]!, off + 24 + 4 * i);
   }
   return IPV6_HEADER_BYTES;
 }
 
 function l4Checksum(out: Buffer, l4Off: number, l4Length: number, v4: boolean, src: Uint32Array, dst: Uint32Array, protocol: number): number {
-  const pseudo = v4 ? pseudoSumV4(src[3] as number, dst[3] as number, protocol, l4Length) : pseudoSumV6(src, dst, protocol, l4Length);
+  const pseudo = v4 ? pseudoSumV4(src[3]!, dst[3]!, protocol, l4Length) : pseudoSumV6(src, dst, protocol, l4Length);
   return fold(sum16(out, l4Off, l4Length, pseudo));
 }
 
@@ -162,10 +162,10 @@ function isIcmpError(pkt: InnerPacket): boolean {
 /** Multicast, broadcast or unspecified: RFC 1122 §3.2.2 and RFC 4443 §2.4(e) forbid errors about these. */
 function isGroupOrUnspecified(v4: boolean, a: Uint32Array): boolean {
   if (v4) {
-    const x = a[3] as number;
+    const x = a[3]!;
     return x >>> 28 === 0xe || x === 0xffffffff || x === 0;
   }
-  if ((a[0] as number) >>> 24 === 0xff) return true;
+  if (a[0]! >>> 24 === 0xff) return true;
   return a[0] === 0 && a[1] === 0 && a[2] === 0 && a[3] === 0;
 }
 

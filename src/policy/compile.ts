@@ -10,9 +10,9 @@
  */
 import { parseEndpointId } from '../geneve/codec.js';
 import { ACTION, type Action } from '../pipeline/stage.js';
-import { DomainSet } from '../firewall/domain-set.js';
-import { AddressSet, allV6, isAllAddresses, mergeBigRanges, mergeRanges, NumberSet, subtractBigRanges, subtractRanges, V4_MAX, type AddressRanges, type Range } from '../firewall/ranges.js';
-import { RuleIndex, type RuleIndexStats, type TermSpec } from '../firewall/rule-index.js';
+import { DomainSet } from '../match/domain-set.js';
+import { AddressSet, allV6, isAllAddresses, mergeBigRanges, mergeRanges, NumberSet, subtractBigRanges, subtractRanges, V4_MAX, type AddressRanges, type Range } from '../match/ranges.js';
+import { RuleIndex, type RuleIndexStats, type TermSpec } from '../match/rule-index.js';
 import { POLICY_ISSUE, type PolicyIssue } from './errors.js';
 import type { LoadedPolicy, LoadedRule, Origin, SpecValue } from './load.js';
 import type { ActionName, PolicySettings, RuleOutput } from './schema.js';
@@ -33,12 +33,12 @@ export const DIRECTION_MODE = { FROM_INITIATOR: 0, TO_INITIATOR: 1, EITHER: 2 } 
 
 export const EXCEPTION = { PASS_PACKET: 0, DROP_PACKET: 1, DROP_FLOW: 2, REJECT_FLOW: 3 } as const;
 export type ExceptionPolicy = (typeof EXCEPTION)[keyof typeof EXCEPTION];
-const EXCEPTION_CODE: Record<string, ExceptionPolicy> = {
+const EXCEPTION_CODE = {
   pass_packet: EXCEPTION.PASS_PACKET,
   drop_packet: EXCEPTION.DROP_PACKET,
   drop_flow: EXCEPTION.DROP_FLOW,
   reject_flow: EXCEPTION.REJECT_FLOW,
-};
+} as const satisfies Readonly<Record<string, ExceptionPolicy>>;
 
 /** on_unreadable: an action, or NEXT_RULE (the name condition simply does not match). */
 export const UNREADABLE_NEXT_RULE = -1;
@@ -96,7 +96,7 @@ export interface CompiledSettings {
   namesMaxWaitMs: number;
   namesMaxPendingFlows: number;
   /** An ACTION code, or UNREADABLE_NEXT_RULE. */
-  onUnreadable: number;
+  onUnreadable: Action | typeof UNREADABLE_NEXT_RULE;
   onMemcap: Action;
   onUnknown: Action;
   onAnomaly: ExceptionPolicy;
@@ -431,15 +431,15 @@ function logRate(log: RuleOutput['log'], byDefault: boolean, defaultRate: number
 function compileSettings(s: PolicySettings): CompiledSettings {
   return Object.freeze({
     midstreamPickup: s.tcp.midstream_pickup,
-    onMidstream: EXCEPTION_CODE[s.tcp.on_midstream] as ExceptionPolicy,
-    onInvalid: EXCEPTION_CODE[s.tcp.on_invalid] as ExceptionPolicy,
+    onMidstream: EXCEPTION_CODE[s.tcp.on_midstream],
+    onInvalid: EXCEPTION_CODE[s.tcp.on_invalid],
     namesMaxBytes: s.names.max_bytes,
     namesMaxWaitMs: s.names.max_wait_ms,
     namesMaxPendingFlows: s.names.max_pending_flows,
     onUnreadable: s.names.on_unreadable === 'next_rule' ? UNREADABLE_NEXT_RULE : ACTION_CODE[s.names.on_unreadable],
     onMemcap: ACTION_CODE[s.names.on_memcap],
     onUnknown: ACTION_CODE[s.names.on_unknown],
-    onAnomaly: EXCEPTION_CODE[s.names.on_anomaly] as ExceptionPolicy,
+    onAnomaly: EXCEPTION_CODE[s.names.on_anomaly],
     logMaxPerS: s.log.max_per_s,
   });
 }

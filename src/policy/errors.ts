@@ -105,12 +105,12 @@ export function editDistance(a: string, b: string): number {
   for (let i = 1; i <= m; i++) {
     cur[0] = i;
     for (let j = 1; j <= n; j++) {
-      const sub = (prev[j - 1] as number) + (a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1);
-      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, sub);
+      const sub = prev[j - 1]! + (a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1);
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, sub);
     }
     [prev, cur] = [cur, prev];
   }
-  return prev[n] as number;
+  return prev[n]!;
 }
 
 /** The closest candidate within a small distance, for "did you mean ...?". */

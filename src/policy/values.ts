@@ -8,6 +8,8 @@
  */
 import { TCP_FLAG } from '../packet/types.js';
 import { formatIp, tryParseIp } from '../packet/address.js';
+import { normalizeDomain } from '../match/domain-set.js';
+import { V6_MAPPED_HI, V6_MAPPED_LO } from '../match/ranges.js';
 
 export type Parsed<T> = T | { error: string };
 
@@ -47,14 +49,13 @@ export type Cidr = Cidr4 | Cidr6;
 export type AddressItem = { kind: 'any' } | { kind: 'set'; name: string } | { kind: 'cidr'; cidr: Cidr };
 
 const MAPPED_PREFIX = 96;
-const MAPPED_BASE = 0xffffn << 32n;
 
 export function wordsToBigInt(w: ArrayLike<number>): bigint {
   return (
-    (BigInt((w[0] as number) >>> 0) << 96n) |
-    (BigInt((w[1] as number) >>> 0) << 64n) |
-    (BigInt((w[2] as number) >>> 0) << 32n) |
-    BigInt((w[3] as number) >>> 0)
+    (BigInt(w[0]! >>> 0) << 96n) |
+    (BigInt(w[1]! >>> 0) << 64n) |
+    (BigInt(w[2]! >>> 0) << 32n) |
+    BigInt(w[3]! >>> 0)
   );
 }
 
@@ -98,7 +99,7 @@ export function parseCidr(text: string): Parsed<Cidr> {
     prefix = Number(p);
   }
   if (isV4Text) {
-    const addr = (words[3] as number) >>> 0;
+    const addr = words[3]! >>> 0;
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
     if ((addr & mask) >>> 0 !== addr) {
       const net = formatCidr({ v4: true, addr: (addr & mask) >>> 0, prefix });
@@ -143,9 +144,7 @@ export function cidrRange6(c: Cidr6): [bigint, bigint] {
   return [c.addr, c.addr + size - 1n];
 }
 
-/** The IPv4-mapped block; IPv6 CIDRs never cover it (0.0.0.0/0 is how a policy says "all IPv4"). */
-export const V6_MAPPED_LO = MAPPED_BASE;
-export const V6_MAPPED_HI = MAPPED_BASE | 0xffffffffn;
+export { V6_MAPPED_HI, V6_MAPPED_LO };
 
 // ---- ports and small numeric ranges --------------------------------------------------------------------------
 
@@ -216,11 +215,7 @@ export type DomainItem = { kind: 'set'; name: string } | { kind: 'exact'; name: 
 
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-/** Lowercase ASCII, no trailing dot: the form names are compared in (DNS names are case-insensitive, RFC 4343). */
-export function normalizeDomain(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
+export { normalizeDomain };
 
 /**
  * `example.com` (that name only) or `*.example.com` (every name below example.com, at any depth, but not

@@ -111,12 +111,12 @@ class Stage {
     if (this.coding === CODING.DEFLATE && this.handle === null) {
       if (len === 0) return DECODE_RESULT.OK;
       if (this.first < 0) {
-        this.first = input[off] as number;
+        this.first = input[off]!;
         off++;
         len--;
         if (len === 0) return DECODE_RESULT.OK;
       }
-      this.open(isZlibHeader(this.first, input[off] as number) ? createInflate() : createInflateRaw());
+      this.open(isZlibHeader(this.first, input[off]!) ? createInflate() : createInflateRaw());
       const r = this.run(Uint8Array.of(this.first), 0, 1, emit);
       if (r !== DECODE_RESULT.OK) return r;
     }
@@ -130,8 +130,8 @@ class Stage {
     for (;;) {
       h.writeSync(this.flush, input, off, len, out, 0, out.length);
       if (this.failed) return DECODE_RESULT.ERROR;
-      const availOut = st[0] as number;
-      const availIn = st[1] as number;
+      const availOut = st[0]!;
+      const availIn = st[1]!;
       off += len - availIn;
       len = availIn;
       const have = out.length - availOut;

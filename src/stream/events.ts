@@ -27,6 +27,12 @@ export const STREAM_ANOMALY = {
   WSCALE_TOO_LARGE: 9,
   /** An RST outside [delivered, window]: the receiver would not act on it, so neither do we (RFC 5961 §3.2). */
   RST_OUT_OF_WINDOW: 10,
+  /**
+   * A segment starting before ISN+1 (not midstream): never part of the stream (RFC 9293 §3.10.7.4 has the receiver
+   * trim such bytes), but a receiver that anchored elsewhere could read it differently, so the whole segment is
+   * refused (SEGMENT_RESULT.DROP; none of its bytes are taken).
+   */
+  BEFORE_START: 11,
 } as const;
 export type StreamAnomaly = (typeof STREAM_ANOMALY)[keyof typeof STREAM_ANOMALY];
 export const STREAM_ANOMALY_NAMES: readonly string[] = Object.keys(STREAM_ANOMALY).map((k) => k.toLowerCase());

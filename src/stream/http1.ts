@@ -339,7 +339,7 @@ export class Http1Direction implements StreamConsumer {
             break;
           }
           // RFC 9112 §2.2: a recipient SHOULD ignore at least one empty line (CRLF) before the start-line.
-          const c = data[i] as number;
+          const c = data[i]!;
           if (c === CR || c === LF) i++;
           else {
             this.state = ST.HEAD;
@@ -483,7 +483,7 @@ export class Http1Direction implements StreamConsumer {
     }
     const k = Math.min(len, MAX_METHOD_BYTES + 1);
     for (let j = 0; j < k; j++) {
-      const c = b[j] as number;
+      const c = b[j]!;
       if (c === SP) return j > 0 ? 1 : -1;
       if (!isTchar(c)) return -1;
     }
@@ -668,7 +668,7 @@ export class Http1Direction implements StreamConsumer {
       if (e - sp1 < 4) return false;
       let status = 0;
       for (let k = sp1 + 1; k < sp1 + 4; k++) {
-        const d = (b[k] as number) - 0x30;
+        const d = b[k]! - 0x30;
         if (d < 0 || d > 9) return false;
         status = status * 10 + d;
       }
@@ -693,7 +693,7 @@ export class Http1Direction implements StreamConsumer {
     if (e - s !== 8) return false;
     for (let k = 0; k < 5; k++) if (b[s + k] !== HTTP_SLASH[k]) return false;
     if (b[s + 5] !== 0x31 || b[s + 6] !== 0x2e) return false;
-    const minor = (b[s + 7] as number) - 0x30;
+    const minor = b[s + 7]! - 0x30;
     if (minor < 0 || minor > 9) return false;
     f.versionMinor = minor;
     return true;
@@ -701,10 +701,10 @@ export class Http1Direction implements StreamConsumer {
 
   /** field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). */
   private fieldLine(b: Buffer, s: number, e: number, f: HeadFacts): boolean {
-    const c0 = b[s] as number;
+    const c0 = b[s]!;
     if (c0 === SP || c0 === HTAB) return false; // obs-fold, RFC 9112 §5.2
     let colon = s;
-    while (colon < e && isTchar(b[colon] as number)) colon++;
+    while (colon < e && isTchar(b[colon]!)) colon++;
     // RFC 9112 §5.1: "No whitespace is allowed between the field name and colon."
     if (colon === s || colon >= e || b[colon] !== COLON) return false;
     let vs = colon + 1;
@@ -748,7 +748,7 @@ export class Http1Direction implements StreamConsumer {
   private chunkFraming(data: Uint8Array, i: number): number {
     const n = data.length;
     while (i < n) {
-      const c = data[i] as number;
+      const c = data[i]!;
       switch (this.state) {
         case ST.CHUNK_SIZE: {
           const h = hexValue(c);

@@ -197,6 +197,13 @@ export class StreamDirection {
     this.result = PASS;
     this.counters[STREAM_COUNTER.SEGMENTS]!++;
     const s = this.offsetOf(seq);
+    // Offsets are signed 32-bit distances from nextSeq, so s < 0 means "before ISN+1" only while fewer than 2^31
+    // bytes were delivered; past that, s is never negative.
+    if (s < 0 && len > 0 && !this.midstream) {
+      this.anomaly(STREAM_ANOMALY.BEFORE_START, 0);
+      this.counters[STREAM_COUNTER.SEGMENTS_DROP]!++;
+      return SEGMENT_RESULT.DROP;
+    }
     let e = s + len;
     const limit = this.aheadLimit();
     // A FIN past the window is not acceptable to the receiver (RFC 9293 §3.10.7.4) and so ends nothing here.
@@ -230,6 +237,21 @@ export class StreamDirection {
     this.checkFin();
     if (this.result === DROP) this.counters[STREAM_COUNTER.SEGMENTS_DROP]!++;
     return this.result === DROP ? SEGMENT_RESULT.DROP : SEGMENT_RESULT.ACCEPT;
+  }
+
+  /**
+   * Moves past `len` bytes at `seq` without delivering or retaining them, for a consumer that does not need them
+   * (the firewall skipping an HTTP body it only frames). Only the next bytes in order, with nothing pending and no
+   * FIN seen, qualify: anything else must go through segment(). Skipped bytes count as delivered offsets, so a
+   * retransmission of them is old data (compared only where retained, which skipped bytes are not).
+   */
+  skip(seq: number, len: number): boolean {
+    if (this.state !== DIRECTION_STATE.OPEN || this.pending.length !== 0 || this.finOffset >= 0 || seq >>> 0 !== this.nextSeq) return false;
+    if (len <= 0 || this.delivered + len >= this.opts.depthBytes) return len === 0;
+    this.counters[STREAM_COUNTER.SEGMENTS]!++;
+    this.delivered += len;
+    this.nextSeq = seqAdd(this.nextSeq, len);
+    return true;
   }
 
   /** An anomaly the owner (tcp-stream.ts) found in this direction's headers. */

@@ -19,7 +19,7 @@ export function readWindowScale(buf: Uint8Array, off: number, len: number): numb
   const end = off + len;
   let i = off;
   while (i < end) {
-    const kind = buf[i] as number;
+    const kind = buf[i]!;
     if (kind === KIND_EOL) return -1;
     if (kind === KIND_NOP) {
       i++;
@@ -27,9 +27,9 @@ export function readWindowScale(buf: Uint8Array, off: number, len: number): numb
     }
     // RFC 9293 §3.1: every option but EOL and NOP has a length octet counting kind and length.
     if (i + 1 >= end) return -1;
-    const optLen = buf[i + 1] as number;
+    const optLen = buf[i + 1]!;
     if (optLen < 2 || i + optLen > end) return -1;
-    if (kind === KIND_WSCALE) return optLen === WSCALE_LENGTH ? (buf[i + 2] as number) : -1;
+    if (kind === KIND_WSCALE) return optLen === WSCALE_LENGTH ? buf[i + 2]! : -1;
     i += optLen;
   }
   return -1;

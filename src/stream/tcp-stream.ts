@@ -61,6 +61,18 @@ export class TcpStream {
     return me.segment(dataSeq, data, off, len, (flags & FIN) !== 0, nowMs);
   }
 
+  /**
+   * Anchors direction `dir` at ISN+1 = `isn1` when its owner saw the SYN before the stream existed (the firewall
+   * creates a stream only when a client sends its first byte, so a SYN flood costs no stream). Not midstream;
+   * the Window Scale is unknown, so only maxAheadBytes bounds how far ahead bytes are buffered.
+   */
+  startAt(dir: number, isn1: number): void {
+    const me = dir === 0 ? this.dirs[0] : this.dirs[1];
+    me.start(isn1, false);
+    this.isn[dir] = seqAdd(isn1, -1);
+    this.wscale[dir] = -2;
+  }
+
   /** Hole timers of both directions. */
   poll(nowMs: number): void {
     this.dirs[0].poll(nowMs);
@@ -94,8 +106,8 @@ export class TcpStream {
   /** Receive-window bytes advertised by this segment of `dir`, −1 when the scale is unknown. */
   private windowBytes(dir: number, flags: number, window: number): number {
     if ((flags & SYN) !== 0) return window;
-    const mine = this.wscale[dir] as number;
-    const theirs = this.wscale[1 - dir] as number;
+    const mine = this.wscale[dir]!;
+    const theirs = this.wscale[1 - dir]!;
     if (mine === -2 || theirs === -2) return -1;
     return mine >= 0 && theirs >= 0 ? window * 2 ** mine : window;
   }

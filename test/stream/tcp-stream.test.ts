@@ -147,3 +147,52 @@ t.test('reassembly feeding HTTP: a reordered, duplicated, 1-byte-segmented conne
   );
   t.pass();
 });
+
+t.test('a segment starting before ISN+1 is refused whole: BEFORE_START, DROP, none of its bytes taken', async (t) => {
+  const { s, c2s } = pair();
+  s.packet(0, SYN, 999, 0, 64240, -1, EMPTY, 0, 0, 0);
+  const bytes = Buffer.from('XXXXXhello');
+  t.equal(s.packet(0, ACK, 995, 0, 0, -1, bytes, 0, bytes.length, 0), SEGMENT_RESULT.DROP);
+  t.same(c2s.anomalies, [STREAM_ANOMALY.BEFORE_START]);
+  t.equal(s.dirs[0].delivered, 0, 'not even the bytes from ISN+1 on');
+  t.equal(s.packet(0, ACK, 1000, 0, 0, -1, bytes, 5, 5, 0), SEGMENT_RESULT.ACCEPT);
+  t.equal(c2s.text(), 'hello');
+  const mid = pair();
+  mid.s.packet(0, ACK, 5000, 0, 0, -1, bytes, 5, 5, 0);
+  t.equal(mid.s.packet(0, ACK, 4995, 0, 0, -1, bytes, 0, 10, 0), SEGMENT_RESULT.ACCEPT, 'midstream: bytes before the first seen are old data, not an anomaly');
+  t.same(mid.c2s.anomalies, [STREAM_ANOMALY.MIDSTREAM]);
+});
+
+t.test('startAt anchors a direction at an ISN+1 its owner saw: not midstream, then segments as after a SYN', async (t) => {
+  const { s, c2s } = pair();
+  s.startAt(0, 0xffff_fffe);
+  t.equal(s.dirs[0].state, DIRECTION_STATE.OPEN);
+  t.equal(s.dirs[0].midstream, false);
+  const b = Buffer.from('abcdef');
+  t.equal(s.packet(0, ACK, 0, 0, 0, -1, b, 2, 4, 0), SEGMENT_RESULT.ACCEPT, 'out of order across the 2^32 wrap');
+  t.equal(c2s.text(), '');
+  s.packet(0, ACK, 0xffff_fffe, 0, 0, -1, b, 0, 2, 0);
+  t.equal(c2s.text(), 'abcdef');
+  t.equal(s.packet(0, ACK, 0xffff_fffd, 0, 0, -1, b, 0, 1, 0), SEGMENT_RESULT.DROP, 'before the anchor');
+  t.same(c2s.anomalies, [STREAM_ANOMALY.BEFORE_START]);
+  s.close();
+  s.startAt(0, 100);
+  t.equal(s.dirs[0].delivered, 0, 'a closed stream starts again');
+  s.packet(0, ACK, 100, 0, 0, -1, b, 0, 3, 0);
+  t.equal(c2s.text(), 'abcdefabc');
+});
+
+t.test('skip moves past the next bytes in order without delivering them, and only then', async (t) => {
+  const { s, c2s } = pair();
+  s.startAt(0, 1000);
+  const b = Buffer.from('0123456789');
+  t.equal(s.dirs[0].skip(1000, 4), true, 'next in order');
+  t.equal(s.dirs[0].delivered, 4);
+  t.equal(c2s.text(), '', 'nothing delivered');
+  t.equal(s.dirs[0].skip(1010, 2), false, 'not next in order');
+  s.packet(0, ACK, 1008, 0, 0, -1, b, 8, 2, 0);
+  t.equal(s.dirs[0].skip(1004, 2), false, 'bytes pending behind a hole: segment() must merge them');
+  s.packet(0, ACK, 1004, 0, 0, -1, b, 4, 4, 0);
+  t.equal(c2s.text(), '456789');
+  t.equal(s.dirs[0].skip(1010, 0), true, 'nothing to skip');
+});

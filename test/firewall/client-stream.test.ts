@@ -1,11 +1,14 @@
 /**
  * Names are read from the client's bytes in sequence order from ISN+1 (issue 8, finding 3), and every request of an
- * HTTP connection is checked (finding 4): the in-order reader on its own, and through the firewall stage.
+ * HTTP connection is checked (finding 4): the client stream (src/stream reassembly plus the name buffer) on its own,
+ * and through the firewall stage.
  */
 import t from 'tap';
 import fc from 'fast-check';
 import { Buffer } from 'node:buffer';
-import { addSegment, consume, createReader, READ_RESULT, resetReader } from '../../src/firewall/client-reader.js';
+import { ClientStream, nameStreamMemcapBytes, nameStreamOptions } from '../../src/firewall/client-stream.js';
+import { createStreamCounters, STREAM_ANOMALY } from '../../src/stream/events.js';
+import { StreamMemcap } from '../../src/stream/memcap.js';
 import { REASON } from '../../src/firewall/log.js';
 import { ACTION, STAGE_RESULT } from '../../src/pipeline/stage.js';
 import { ACK, Harness, PSH } from '../fixtures/firewall.js';
@@ -50,36 +53,72 @@ const coverings = (n: number): fc.Arbitrary<Seg[]> =>
     })
     .chain((segs) => fc.shuffledSubarray(segs, { minLength: segs.length, maxLength: segs.length }));
 
-t.test('the reader: any segmentation, order, duplication and identical overlap gives the same bytes', async (t) => {
+/** A client stream whose reader keeps every byte (never consumes) and counts its calls. */
+function keeping(windowBytes: number): { cs: ClientStream; calls: number[] } {
+  const calls: number[] = [];
+  const reader = { onClientBytes: (c: ClientStream): boolean => (calls.push(c.contig), true) };
+  // The memcap of a worker with 64 slots: one flow of 1-byte out-of-order segments may use more than its share.
+  const cs = new ClientStream(windowBytes, nameStreamOptions(windowBytes), new StreamMemcap(nameStreamMemcapBytes(windowBytes, 64)), createStreamCounters(), reader);
+  return { cs, calls };
+}
+
+t.test('the client stream: any segmentation, order, duplication and identical overlap gives the same bytes', async (t) => {
   const data = Buffer.from('GET / HTTP/1.1\r\nHost: good.example\r\nUser-Agent: property\r\n\r\n');
   fc.assert(
     fc.property(coverings(data.length), (segs) => {
-      const r = createReader(256);
-      resetReader(r, 0xfffffff0); // across the 2^32 wrap
-      for (const [o, l] of segs) if (addSegment(r, data, o, l, (0xfffffff0 + o) >>> 0) !== READ_RESULT.OK) return false;
-      return r.contig === data.length && Buffer.from(r.buf.subarray(0, r.contig)).equals(data);
+      const { cs } = keeping(256);
+      cs.start(0xfffffff0); // across the 2^32 wrap
+      for (const [o, l] of segs) {
+        cs.segment((0xfffffff0 + o) >>> 0, data, o, l, 0);
+        if (cs.anomaly !== -1) return false;
+      }
+      return cs.contig === data.length && Buffer.from(cs.buf.subarray(0, cs.contig)).equals(data);
     }),
     { numRuns: 300 },
   );
 });
 
-t.test('the reader refuses what a server could read differently', async (t) => {
-  const r = createReader(64);
-  resetReader(r, 100);
+t.test('the client stream refuses what a server could read differently', async (t) => {
+  const { cs } = keeping(64);
+  cs.start(100);
   const a = Buffer.from('abcdefgh');
-  t.equal(addSegment(r, a, 0, 8, 100), READ_RESULT.OK);
-  t.equal(addSegment(r, Buffer.from('abcdXfgh'), 0, 8, 100), READ_RESULT.OVERLAP_DIFFERS, 'a retransmission with other bytes');
-  t.equal(addSegment(r, Buffer.from('zzabc'), 0, 5, 98), READ_RESULT.BEFORE_START, 'a segment starting before ISN+1');
-  t.equal(addSegment(r, Buffer.from('x'), 0, 1, 100 + 64), READ_RESULT.BEYOND_WINDOW, 'past the window');
-  t.equal(addSegment(r, Buffer.from('QR'), 0, 2, 120), READ_RESULT.OK, 'out of order, kept');
-  t.equal(addSegment(r, Buffer.from('QX'), 0, 2, 120), READ_RESULT.OVERLAP_DIFFERS, 'an out-of-order copy that differs');
-  t.equal(r.contig, 8, 'the gap is not read past');
-  consume(r, 8);
-  t.equal(r.start, 108);
-  t.equal(addSegment(r, a, 0, 8, 100), READ_RESULT.OK, 'bytes already read: a retransmission, trimmed');
-  t.equal(addSegment(r, Buffer.from('0123456789ab'), 0, 12, 108), READ_RESULT.OK);
-  t.equal(r.contig, 14, 'gap filled: the out-of-order bytes join');
-  t.equal(Buffer.from(r.buf.subarray(12, 14)).toString(), 'QR');
+  const seg = (bytes: Buffer, seq: number): number => (cs.segment(seq, bytes, 0, bytes.length, 0), cs.anomaly);
+  t.equal(seg(a, 100), -1);
+  t.equal(seg(Buffer.from('abcdXfgh'), 100), STREAM_ANOMALY.OVERLAP_DIFFERENT_DATA, 'a retransmission with other bytes');
+  t.equal(seg(Buffer.from('zzabc'), 98), STREAM_ANOMALY.BEFORE_START, 'a segment starting before ISN+1');
+  t.equal(seg(Buffer.from('x'), 108 + 64), STREAM_ANOMALY.TOO_FAR_AHEAD, 'past the window (it starts at the bytes delivered)');
+  t.equal(seg(Buffer.from('QR'), 120), -1, 'out of order, kept');
+  t.equal(seg(Buffer.from('QX'), 120), STREAM_ANOMALY.OVERLAP_DIFFERENT_DATA, 'an out-of-order copy that differs');
+  t.equal(cs.contig, 8, 'the gap is not read past');
+  cs.consume(8);
+  t.equal(seg(a, 100), -1, 'bytes already read: an identical retransmission');
+  t.equal(seg(Buffer.from('abcdZfgh'), 100), -1, 'bytes read and consumed are not compared again (the reader is done with them)');
+  t.equal(seg(Buffer.from('0123456789ab'), 108), -1);
+  t.equal(cs.contig, 14, 'gap filled: the out-of-order bytes join');
+  t.equal(Buffer.from(cs.buf.subarray(12, 14)).toString(), 'QR');
+  t.equal(seg(Buffer.alloc(70, 0x2e), 123), STREAM_ANOMALY.TOO_FAR_AHEAD, 'out of order and reaching past the window: not kept');
+});
+
+t.test('the client stream hands in-order bytes on in pieces of the free room, each read before the next', async (t) => {
+  const calls: number[] = [];
+  let cs: ClientStream | null = null;
+  const reader = {
+    onClientBytes: (c: ClientStream): boolean => {
+      calls.push(c.contig);
+      c.consume(c.contig); // read everything
+      return true;
+    },
+  };
+  cs = new ClientStream(16, nameStreamOptions(16), new StreamMemcap(nameStreamMemcapBytes(16, 1)), createStreamCounters(), reader);
+  cs.start(1);
+  const big = Buffer.alloc(40, 0x61);
+  cs.segment(1, big, 0, 40, 0);
+  t.same(calls, [16, 16, 8], 'a 40-byte segment through a 16-byte buffer');
+  t.equal(cs.anomaly, -1);
+  t.equal(cs.skipInOrder(41, 10), true, 'the next bytes in order can be skipped');
+  t.equal(cs.skipInOrder(60, 10), false, 'not the next ones');
+  cs.segment(51, big, 0, 4, 0);
+  t.same(calls, [16, 16, 8, 4], 'after a skip, bytes continue at the right offset');
 });
 
 /** Handshake on `flow`, then the client's segments [offset, length] of `data`; outcome of each data packet. */

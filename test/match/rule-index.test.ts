@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { parseIp } from '../../src/packet/address.js';
 import { createPacketFacts, firstMatch, firstMatchLinear, NAME_MODE } from '../../src/firewall/evaluate.js';
-import { createFlowView, RuleIndex, SPARSE_MAX, type FlowView } from '../../src/firewall/rule-index.js';
+import { createFlowView, RuleIndex, SPARSE_MAX, type FlowView } from '../../src/match/rule-index.js';
 import { policy } from '../fixtures/firewall.js';
 
 // A small universe so that rules overlap, nest and exclude each other.

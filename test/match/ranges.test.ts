@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { mergeRanges, NumberSet, PORT_MAX, subtractRanges, V4_MAX, type Range } from '../../src/firewall/ranges.js';
+import { mergeRanges, NumberSet, PORT_MAX, subtractRanges, V4_MAX, type Range } from '../../src/match/ranges.js';
 
 // Brute-force oracle: a range list as the set of numbers it covers, over a small universe [0, U).
 const U = 64;

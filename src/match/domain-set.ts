@@ -5,7 +5,11 @@
  * Lookup cost is one hash probe per label of the name (names have at most 127 labels), independent of the number
  * of patterns. Runs once per flow (when its SNI/Host is read), never per packet.
  */
-import { normalizeDomain } from '../policy/values.js';
+/** Lowercase ASCII, no trailing dot: the form names are compared in (DNS names are case-insensitive, RFC 4343). */
+export function normalizeDomain(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
 
 export class DomainSet {
   private readonly exact = new Set<string>();
@@ -70,4 +74,3 @@ export class DomainSet {
   }
 }
 
-export { normalizeDomain };

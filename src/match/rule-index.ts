@@ -77,7 +77,7 @@ class FieldIndex {
 
   constructor(words: number, sumWords: number, wildTerms: number[], intervalCount: number, events: { start: number[][]; end: number[][] } | null, termCount: number) {
     this.wild = new Uint32Array(words);
-    for (const t of wildTerms) this.wild[t >>> 5] = ((this.wild[t >>> 5] as number) | (1 << (t & 31))) >>> 0;
+    for (const t of wildTerms) this.wild[t >>> 5] = (this.wild[t >>> 5]! | (1 << (t & 31))) >>> 0;
     this.wildSum = summarize(this.wild, words, sumWords, 0);
     this.active = wildTerms.length < termCount;
     this.denseOf = new Int32Array(intervalCount).fill(-1);
@@ -97,17 +97,17 @@ class FieldIndex {
     const byHash = new Map<number, number[]>();
     for (let i = 0; i < intervalCount; i++) {
       for (const t of events.end[i] ?? []) {
-        activeSet[t >>> 5] = ((activeSet[t >>> 5] as number) & ~(1 << (t & 31))) >>> 0;
+        activeSet[t >>> 5] = (activeSet[t >>> 5]! & ~(1 << (t & 31))) >>> 0;
         activeCount--;
       }
       for (const t of events.start[i] ?? []) {
-        activeSet[t >>> 5] = ((activeSet[t >>> 5] as number) | (1 << (t & 31))) >>> 0;
+        activeSet[t >>> 5] = (activeSet[t >>> 5]! | (1 << (t & 31))) >>> 0;
         activeCount++;
       }
       this.sparseOff[i] = ids.length;
       if (activeCount <= SPARSE_MAX) {
         if (activeCount > 0) for (let w = 0; w < words; w++) {
-          let v = activeSet[w] as number;
+          let v = activeSet[w]!;
           while (v !== 0) {
             ids.push((w << 5) | ctz(v));
             v &= v - 1;
@@ -116,7 +116,7 @@ class FieldIndex {
         continue;
       }
       let h = 0x811c9dc5;
-      for (let w = 0; w < words; w++) h = Math.imul(h ^ (activeSet[w] as number), 0x01000193);
+      for (let w = 0; w < words; w++) h = Math.imul(h ^ activeSet[w]!, 0x01000193);
       const candidates = byHash.get(h);
       let found = -1;
       if (candidates !== undefined) {
@@ -156,7 +156,7 @@ class FieldIndex {
 
 function summarize(bits: Uint32Array, words: number, sumWords: number, off: number): Uint32Array {
   const s = new Uint32Array(sumWords);
-  for (let w = 0; w < words; w++) if (bits[off + w] !== 0) s[w >>> 5] = ((s[w >>> 5] as number) | (1 << (w & 31))) >>> 0;
+  for (let w = 0; w < words; w++) if (bits[off + w] !== 0) s[w >>> 5] = (s[w >>> 5]! | (1 << (w & 31))) >>> 0;
   return s;
 }
 
@@ -191,7 +191,7 @@ function floorIndex(a: Uint32Array, v: number): number {
   let hi = a.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if ((a[mid] as number) <= v) lo = mid;
+    if (a[mid]! <= v) lo = mid;
     else hi = mid - 1;
   }
   return lo;
@@ -345,13 +345,13 @@ export class RuleIndex {
     this.allWild = [];
     this.allWildSum = [];
     const all = new Uint32Array(W);
-    for (let t = 0; t < n; t++) all[t >>> 5] = ((all[t >>> 5] as number) | (1 << (t & 31))) >>> 0;
+    for (let t = 0; t < n; t++) all[t >>> 5] = (all[t >>> 5]! | (1 << (t & 31))) >>> 0;
     for (let mask = 0; mask < 1 << FIELD_COUNT; mask++) {
       const w = all.slice();
       for (let f = 0; f < FIELD_COUNT; f++) {
         if ((mask & (1 << f)) === 0) continue;
         const wild = (this.fields[f] as FieldIndex).wild;
-        for (let i = 0; i < W; i++) w[i] = ((w[i] as number) & (wild[i] as number)) >>> 0;
+        for (let i = 0; i < W; i++) w[i] = (w[i]! & wild[i]!) >>> 0;
       }
       this.allWild.push(w);
       this.allWildSum.push(summarize(w, W, S, 0));
@@ -373,7 +373,7 @@ export class RuleIndex {
   }
 
   private addrInterval(starts4: Uint32Array, starts6: Uint32Array, a: Uint32Array): number {
-    if (a[0] === 0 && a[1] === 0 && a[2] === 0xffff) return floorIndex(starts4, a[3] as number);
+    if (a[0] === 0 && a[1] === 0 && a[2] === 0xffff) return floorIndex(starts4, a[3]!);
     return starts4.length + floorIndex6(starts6, a);
   }
 
@@ -387,7 +387,7 @@ export class RuleIndex {
     this.curDenseCount = 0;
     this.curMask = 0;
     for (let k = 0; k < this.activeFields.length; k++) {
-      const f = this.activeFields[k] as number;
+      const f = this.activeFields[k]!;
       if (ignorePorts && (f === FIELD.SPORT || f === FIELD.DPORT)) {
         on[f] = 0;
         continue;
@@ -411,10 +411,10 @@ export class RuleIndex {
       }
       on[f] = 1;
       const field = this.fields[f] as FieldIndex;
-      const d = field.denseOf[interval] as number;
+      const d = field.denseOf[interval]!;
       this.curDense[f] = d;
-      this.curA[f] = field.sparseOff[interval] as number;
-      this.curB[f] = field.sparseOff[interval + 1] as number;
+      this.curA[f] = field.sparseOff[interval]!;
+      this.curB[f] = field.sparseOff[interval + 1]!;
       if (d < 0) {
         this.curSparse[this.curSparseCount++] = f;
         this.curMask |= 1 << f;
@@ -428,12 +428,12 @@ export class RuleIndex {
   private inField(f: number, t: number): boolean {
     const field = this.fields[f] as FieldIndex;
     const bit = 1 << (t & 31);
-    if (((field.wild[t >>> 5] as number) & bit) !== 0) return true;
-    const d = this.curDense[f] as number;
-    if (d >= 0) return ((field.dense[d * this.words + (t >>> 5)] as number) & bit) !== 0;
+    if ((field.wild[t >>> 5]! & bit) !== 0) return true;
+    const d = this.curDense[f]!;
+    if (d >= 0) return (field.dense[d * this.words + (t >>> 5)]! & bit) !== 0;
     const ids = field.sparseIds;
-    for (let i = this.curA[f] as number, end = this.curB[f] as number; i < end; i++) {
-      const id = ids[i] as number;
+    for (let i = this.curA[f]!, end = this.curB[f]!; i < end; i++) {
+      const id = ids[i]!;
       if (id >= t) return id === t;
     }
     return false;
@@ -441,12 +441,12 @@ export class RuleIndex {
 
   private fieldWord(f: number, w: number): number {
     const field = this.fields[f] as FieldIndex;
-    let v = field.wild[w] as number;
-    const d = this.curDense[f] as number;
-    if (d >= 0) return v | (field.dense[d * this.words + w] as number);
+    let v = field.wild[w]!;
+    const d = this.curDense[f]!;
+    if (d >= 0) return v | field.dense[d * this.words + w]!;
     const ids = field.sparseIds;
-    for (let i = this.curA[f] as number, end = this.curB[f] as number; i < end; i++) {
-      const id = ids[i] as number;
+    for (let i = this.curA[f]!, end = this.curB[f]!; i < end; i++) {
+      const id = ids[i]!;
       if (id >>> 5 === w) v |= 1 << (id & 31);
     }
     return v;
@@ -454,12 +454,12 @@ export class RuleIndex {
 
   private fieldSum(f: number, s: number): number {
     const field = this.fields[f] as FieldIndex;
-    let v = field.wildSum[s] as number;
-    const d = this.curDense[f] as number;
-    if (d >= 0) return v | (field.denseSum[d * this.sumWords + s] as number);
+    let v = field.wildSum[s]!;
+    const d = this.curDense[f]!;
+    if (d >= 0) return v | field.denseSum[d * this.sumWords + s]!;
     const ids = field.sparseIds;
-    for (let i = this.curA[f] as number, end = this.curB[f] as number; i < end; i++) {
-      const id = ids[i] as number;
+    for (let i = this.curA[f]!, end = this.curB[f]!; i < end; i++) {
+      const id = ids[i]!;
       if (id >>> 10 === s) v |= 1 << ((id >>> 5) & 31);
     }
     return v;
@@ -472,7 +472,7 @@ export class RuleIndex {
     for (let w = from >>> 5; w < this.words; w++) {
       let acc = -1;
       for (let k = 0; k < act.length && acc !== 0; k++) {
-        const f = act[k] as number;
+        const f = act[k]!;
         if (on[f] !== 0) acc &= this.fieldWord(f, w);
       }
       if (w === from >>> 5) acc &= (0xffffffff << (from & 31)) | 0;
@@ -488,7 +488,7 @@ export class RuleIndex {
   private matchesAll(t: number): boolean {
     const act = this.activeFields;
     for (let k = 0; k < act.length; k++) {
-      const f = act[k] as number;
+      const f = act[k]!;
       if (this.curOn[f] !== 0 && !this.inField(f, t)) return false;
     }
     return true;
@@ -503,10 +503,10 @@ export class RuleIndex {
     // list is that list's best.
     let best = n;
     for (let k = 0; k < this.curSparseCount; k++) {
-      const f = this.curSparse[k] as number;
+      const f = this.curSparse[k]!;
       const ids = (this.fields[f] as FieldIndex).sparseIds;
-      for (let i = this.curA[f] as number, end = this.curB[f] as number; i < end; i++) {
-        const t = ids[i] as number;
+      for (let i = this.curA[f]!, end = this.curB[f]!; i < end; i++) {
+        const t = ids[i]!;
         if (t < from) continue;
         if (t >= best) break;
         if (this.matchesAll(t)) {
@@ -526,16 +526,16 @@ export class RuleIndex {
     const dense = this.curDenseFields;
     const nd = this.curDenseCount;
     for (let s = fromSum; s <= lastSum; s++) {
-      let sacc = wildSum[s] as number;
-      for (let k = 0; k < nd && sacc !== 0; k++) sacc &= this.fieldSum(dense[k] as number, s);
+      let sacc = wildSum[s]!;
+      for (let k = 0; k < nd && sacc !== 0; k++) sacc &= this.fieldSum(dense[k]!, s);
       if (s === fromSum) sacc &= (0xffffffff << (fromWord & 31)) | 0;
       while (sacc !== 0) {
         const j = ctz(sacc);
         sacc &= sacc - 1;
         const w = (s << 5) | j;
         if (w > lastWord) return best < n ? best : -1;
-        let acc = wild[w] as number;
-        for (let k = 0; k < nd && acc !== 0; k++) acc &= this.fieldWord(dense[k] as number, w);
+        let acc = wild[w]!;
+        for (let k = 0; k < nd && acc !== 0; k++) acc &= this.fieldWord(dense[k]!, w);
         if (w === fromWord) acc &= (0xffffffff << (from & 31)) | 0;
         if (acc !== 0) {
           const t = (w << 5) | ctz(acc);

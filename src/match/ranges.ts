@@ -5,7 +5,9 @@
  * the result is frozen into typed arrays for the packet path. IPv6 ranges never include the IPv4-mapped block
  * ::ffff:0:0/96: IPv4 packets are matched by IPv4 ranges only (packet/types.ts stores IPv4 addresses mapped).
  */
-import { V6_MAPPED_HI, V6_MAPPED_LO } from '../policy/values.js';
+/** The IPv4-mapped block ::ffff:0:0/96 (RFC 4291 §2.5.5.2); IPv6 CIDRs never cover it (0.0.0.0/0 is how a policy says "all IPv4"). */
+export const V6_MAPPED_LO = 0xffffn << 32n;
+export const V6_MAPPED_HI = V6_MAPPED_LO | 0xffffffffn;
 
 export type Range = [number, number];
 export type BigRange = [bigint, bigint];
@@ -120,7 +122,7 @@ export class AddressSet {
   }
 
   has(addr: ArrayLike<number>): boolean {
-    if (addr[0] === 0 && addr[1] === 0 && addr[2] === 0xffff) return hasV4(this.v4, addr[3] as number);
+    if (addr[0] === 0 && addr[1] === 0 && addr[2] === 0xffff) return hasV4(this.v4, addr[3]!);
     return hasV6(this.v6, addr);
   }
 
@@ -134,8 +136,8 @@ function hasV4(pairs: Uint32Array, a: number): boolean {
   let hi = (pairs.length >> 1) - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if ((pairs[2 * mid + 1] as number) < a) lo = mid + 1;
-    else if ((pairs[2 * mid] as number) > a) hi = mid - 1;
+    if (pairs[2 * mid + 1]! < a) lo = mid + 1;
+    else if (pairs[2 * mid]! > a) hi = mid - 1;
     else return true;
   }
   return false;
@@ -144,8 +146,8 @@ function hasV4(pairs: Uint32Array, a: number): boolean {
 /** Lexicographic compare of addr against 4 words at w[off]. */
 export function cmp6(addr: ArrayLike<number>, w: Uint32Array, off: number): number {
   for (let i = 0; i < 4; i++) {
-    const a = (addr[i] as number) >>> 0;
-    const b = w[off + i] as number;
+    const a = addr[i]! >>> 0;
+    const b = w[off + i]!;
     if (a !== b) return a < b ? -1 : 1;
   }
   return 0;
