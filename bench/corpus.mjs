@@ -4,7 +4,8 @@
 // it the corpus holds nothing the built-in DLP detectors report (bench/content.mjs checks: a finding would block
 // its upload and the run would fail).
 
-function rng(seed) {
+/** xorshift32 in [0, 1): reproducible inputs for the benches. */
+export function rng(seed) {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;

@@ -31,6 +31,7 @@ import { buildTcp } from '../dist/packet/build.js';
 import { decodeInner, INNER_PROTOCOL_ANY } from '../dist/packet/decode.js';
 import { createServer } from 'node:net';
 import { connect } from 'node:tls';
+import { rng } from './corpus.mjs';
 
 const msArg = process.argv.indexOf('--ms');
 const RUN_MS = msArg > 0 ? Number(process.argv[msArg + 1]) : 1000;
@@ -57,16 +58,6 @@ function compile(n, shape) {
   return { policy: c.policy, loadCompileMs: performance.now() - t0 };
 }
 
-/** xorshift32: reproducible lookups. */
-function rng(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 function tuples(n) {
   const rand = rng(12345);

@@ -23,6 +23,7 @@ import { Http1Session } from '../dist/stream/http1.js';
 import { StreamMemcap } from '../dist/stream/memcap.js';
 import { streamOptions } from '../dist/stream/options.js';
 import { TcpStream } from '../dist/stream/tcp-stream.js';
+import { rng } from './corpus.mjs';
 
 const msArg = process.argv.indexOf('--ms');
 const RUN_MS = msArg > 0 ? Number(process.argv[msArg + 1]) : 2000;
@@ -32,15 +33,6 @@ const SYN = 0x02;
 const ACK = 0x10;
 const FIN = 0x01;
 
-function rng(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 const rand = rng(0x5eed);
 const words = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
 function text(n) {
